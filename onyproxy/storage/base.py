@@ -1,0 +1,299 @@
+"""The storage interface: record types, errors and the abstract :class:`Store`.
+
+Every backend (SQLite, MongoDB) implements :class:`Store` and passes the same contract suite in
+``tests/storage``. Records are plain dataclasses; times are timezone-aware UTC datetimes with
+millisecond precision (what BSON keeps), money is :class:`~decimal.Decimal`, never float.
+
+Nothing here may hold prompt or completion text, nor an API key secret: keys are stored only as
+their HMAC (see :mod:`onyproxy.keys`).
+"""
+
+from __future__ import annotations
+
+import abc
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+AccountStatus = Literal["active", "suspended", "deleted"]
+Role = Literal["user", "admin"]
+
+ACCOUNT_STATUSES: tuple[str, ...] = ("active", "suspended", "deleted")
+ROLES: tuple[str, ...] = ("user", "admin")
+#: Fields of an account that :meth:`Store.update_account` may change (status has its own call).
+ACCOUNT_UPDATABLE: frozenset[str] = frozenset(
+    {"first_name", "last_name", "email", "phone", "company", "billing", "role"}
+)
+
+
+class StorageError(Exception):
+    """The database cannot be opened, is unreachable, or refused an operation."""
+
+
+#: What a :class:`ConflictError` says, by the field whose uniqueness a write would break.
+CONFLICT_MESSAGES: dict[str, str] = {
+    "email": "an account with this email already exists",
+    "hash": "a key with this hash already exists",
+    "id": "a record with this id already exists",
+}
+
+
+class ConflictError(Exception):
+    """A write would break a uniqueness rule (duplicate email, duplicate key hash ...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NotFoundError(LookupError):
+    """The record an operation names does not exist."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+def utcnow() -> datetime:
+    """The current time, UTC, truncated to milliseconds (the precision every backend keeps)."""
+    return to_utc(datetime.now(UTC))
+
+
+def to_utc(value: datetime) -> datetime:
+    """Convert an aware datetime to UTC with millisecond precision; naive datetimes are refused."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware times")
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def new_id(prefix: str) -> str:
+    """A short random identifier such as ``acc_3f9a1c0b7d2e4f51``."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+@dataclass(slots=True)
+class BillingInfo:
+    """Invoice details of a corporate customer."""
+
+    tax_id: str | None = None
+    address: str | None = None
+
+
+@dataclass(slots=True)
+class Account:
+    """A person or company that owns API keys."""
+
+    id: str
+    email: str
+    first_name: str
+    last_name: str = ""
+    phone: str | None = None
+    company: str | None = None
+    billing: BillingInfo | None = None
+    role: Role = "user"
+    status: AccountStatus = "active"
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    deleted_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        """First and last name joined for display."""
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass(slots=True)
+class ApiKey:
+    """An API key as stored: its HMAC and display prefix, never the secret itself."""
+
+    id: str
+    account_id: str
+    name: str
+    prefix: str
+    hash: str
+    created_at: datetime = field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    revoked: bool = False
+    revoked_at: datetime | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrent: int | None = None
+    budget_usd: Decimal | None = None
+    models: list[str] | None = None
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """One metered exchange: who, which key, model, tokens, cost and timing. No content."""
+
+    request_id: str
+    account_id: str | None
+    key_id: str | None
+    model: str
+    provider: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    status: int = 200
+    latency_ms: int = 0
+    ip: str | None = None
+    user_agent: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True)
+class BillingRecord:
+    """Monthly totals of one account, kept for invoicing (``month`` is ``YYYY-MM``)."""
+
+    account_id: str
+    month: str
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    updated_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """One administrative or privacy action (who did what to whom), appended, never edited."""
+
+    actor: str
+    action: str
+    target: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=utcnow)
+    id: str = field(default_factory=lambda: new_id("aud"))
+
+
+class Store(abc.ABC):
+    """The narrow async repository every backend implements.
+
+    Lists are ordered oldest first (then by id). Methods that change a record return the record
+    as stored. Failures of the database itself raise :class:`StorageError`; a duplicate raises
+    :class:`ConflictError`, a missing record :class:`NotFoundError`.
+    """
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and threads; the store is unusable afterwards."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the database answers now (readiness); never raises."""
+
+    # accounts ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_account(self, account: Account) -> Account:
+        """Insert a new account; a taken email raises :class:`ConflictError` on ``email``."""
+
+    @abc.abstractmethod
+    async def get_account(self, account_id: str) -> Account | None: ...
+
+    @abc.abstractmethod
+    async def get_account_by_email(self, email: str) -> Account | None: ...
+
+    @abc.abstractmethod
+    async def list_accounts(
+        self, *, status: AccountStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Account]: ...
+
+    @abc.abstractmethod
+    async def update_account(self, account_id: str, changes: Mapping[str, Any]) -> Account:
+        """Set the given fields (names from :data:`ACCOUNT_UPDATABLE`) and ``updated_at``."""
+
+    @abc.abstractmethod
+    async def set_account_status(
+        self, account_id: str, status: AccountStatus, *, at: datetime | None = None
+    ) -> Account:
+        """Change the status; ``deleted`` sets ``deleted_at`` (to ``at``), others clear it."""
+
+    # api keys ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_key(self, key: ApiKey) -> ApiKey:
+        """Insert a key record; an unknown account raises :class:`NotFoundError`."""
+
+    @abc.abstractmethod
+    async def get_key(self, key_id: str) -> ApiKey | None: ...
+
+    @abc.abstractmethod
+    async def get_key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+
+    @abc.abstractmethod
+    async def list_keys(self, account_id: str, *, include_revoked: bool = True) -> list[ApiKey]: ...
+
+    @abc.abstractmethod
+    async def revoke_key(self, key_id: str, *, at: datetime | None = None) -> ApiKey:
+        """Mark the key revoked; revoking twice keeps the first ``revoked_at``."""
+
+    @abc.abstractmethod
+    async def touch_key(self, key_id: str, at: datetime) -> None:
+        """Record a use of the key (``last_used_at``); never moves the time backwards."""
+
+    @abc.abstractmethod
+    async def delete_key(self, key_id: str) -> bool:
+        """Remove the key record; False when there was none."""
+
+    # usage events --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def insert_usage_events(self, events: Sequence[UsageEvent]) -> int:
+        """Insert events, silently skipping request ids already stored; return how many were new."""
+
+    @abc.abstractmethod
+    async def list_usage_events(
+        self,
+        *,
+        account_id: str | None = None,
+        key_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[UsageEvent]:
+        """Events matching every filter given; ``since`` inclusive, ``until`` exclusive."""
+
+    # billing -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def upsert_billing_record(self, record: BillingRecord) -> None:
+        """Create or replace the totals of ``(account_id, month)``."""
+
+    @abc.abstractmethod
+    async def list_billing_records(
+        self, *, account_id: str | None = None, month: str | None = None
+    ) -> list[BillingRecord]:
+        """Records ordered by month, then account."""
+
+    # audit log -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def append_audit(self, entry: AuditEntry) -> None: ...
+
+    @abc.abstractmethod
+    async def list_audit(
+        self, *, actor: str | None = None, target: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]: ...
+
+
+def check_account_changes(changes: Mapping[str, Any]) -> None:
+    """Refuse updates of fields :meth:`Store.update_account` does not own (a programming error)."""
+    unknown = set(changes) - ACCOUNT_UPDATABLE
+    if unknown:
+        raise ValueError(f"cannot update account field(s): {', '.join(sorted(unknown))}")
+
+
+def check_status(status: str) -> None:
+    """Refuse an account status outside :data:`ACCOUNT_STATUSES`."""
+    if status not in ACCOUNT_STATUSES:
+        raise ValueError(f"unknown account status {status!r}")

@@ -1,0 +1,140 @@
+"""The SQLite schema as an ordered list of migrations, and the code that applies them.
+
+Each migration is a tuple of SQL statements. A database records how many migrations it has in
+``schema_version``; opening a store applies the missing ones, each in its own transaction.
+Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: accounts, keys, usage events, billing records, audit log
+    (
+        """
+        CREATE TABLE accounts (
+            id          TEXT PRIMARY KEY,
+            email       TEXT NOT NULL UNIQUE,
+            first_name  TEXT NOT NULL,
+            last_name   TEXT NOT NULL DEFAULT '',
+            phone       TEXT,
+            company     TEXT,
+            billing     TEXT,
+            role        TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
+            status      TEXT NOT NULL DEFAULT 'active'
+                        CHECK (status IN ('active', 'suspended', 'deleted')),
+            created_at  TEXT NOT NULL,
+            updated_at  TEXT NOT NULL,
+            deleted_at  TEXT
+        )
+        """,
+        "CREATE INDEX accounts_created ON accounts (created_at, id)",
+        """
+        CREATE TABLE api_keys (
+            id            TEXT PRIMARY KEY,
+            account_id    TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+            name          TEXT NOT NULL,
+            prefix        TEXT NOT NULL,
+            hash          TEXT NOT NULL UNIQUE,
+            created_at    TEXT NOT NULL,
+            last_used_at  TEXT,
+            expires_at    TEXT,
+            revoked       INTEGER NOT NULL DEFAULT 0,
+            revoked_at    TEXT,
+            rpm           INTEGER,
+            tpm           INTEGER,
+            concurrent    INTEGER,
+            budget_usd    TEXT,
+            models        TEXT
+        )
+        """,
+        "CREATE INDEX api_keys_account ON api_keys (account_id, created_at)",
+        """
+        CREATE TABLE usage_events (
+            request_id     TEXT NOT NULL UNIQUE,
+            account_id     TEXT,
+            key_id         TEXT,
+            model          TEXT NOT NULL,
+            provider       TEXT NOT NULL,
+            input_tokens   INTEGER NOT NULL,
+            output_tokens  INTEGER NOT NULL,
+            cost_usd       TEXT NOT NULL,
+            status         INTEGER NOT NULL,
+            latency_ms     INTEGER NOT NULL,
+            ip             TEXT,
+            user_agent     TEXT,
+            created_at     TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX usage_events_created ON usage_events (created_at)",
+        "CREATE INDEX usage_events_account ON usage_events (account_id, created_at)",
+        "CREATE INDEX usage_events_key ON usage_events (key_id, created_at)",
+        """
+        CREATE TABLE billing_records (
+            account_id     TEXT NOT NULL,
+            month          TEXT NOT NULL,
+            requests       INTEGER NOT NULL,
+            input_tokens   INTEGER NOT NULL,
+            output_tokens  INTEGER NOT NULL,
+            cost_usd       TEXT NOT NULL,
+            updated_at     TEXT NOT NULL,
+            PRIMARY KEY (account_id, month)
+        )
+        """,
+        """
+        CREATE TABLE audit_log (
+            id       TEXT PRIMARY KEY,
+            at       TEXT NOT NULL,
+            actor    TEXT NOT NULL,
+            action   TEXT NOT NULL,
+            target   TEXT,
+            details  TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX audit_log_at ON audit_log (at)",
+        "CREATE INDEX audit_log_target ON audit_log (target, at)",
+    ),
+)
+
+
+class SchemaTooNewError(Exception):
+    """The database was written by a newer onyproxy with migrations this one does not know."""
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The number of migrations applied to ``conn``'s database (0 for a new file)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(
+    conn: sqlite3.Connection, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS
+) -> int:
+    """Apply the migrations ``conn`` lacks, each atomically; return the resulting version.
+
+    The version is read under the write lock, so processes opening one file at the same time
+    apply each migration once. ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = schema_version(conn)
+            if current > len(migrations):
+                raise SchemaTooNewError(
+                    f"schema version {current} is newer than this onyproxy knows "
+                    f"({len(migrations)})"
+                )
+            if current == len(migrations):
+                conn.execute("COMMIT")
+                return current
+            for statement in migrations[current]:
+                conn.execute(statement)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (current + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
