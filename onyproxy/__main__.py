@@ -1,0 +1,5 @@
+import sys
+
+from onyproxy.cli import main
+
+sys.exit(main())

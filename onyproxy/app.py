@@ -1,0 +1,56 @@
+"""The application factory: routes, the shared upstream session, adapters, plugins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from onyproxy.appkeys import CONFIG, GATEWAY
+from onyproxy.config.model import GatewayConfig
+from onyproxy.gateway import Gateway
+from onyproxy.middleware import gateway_middleware
+from onyproxy.pipeline import Pipeline
+from onyproxy.providers import build_adapters
+from onyproxy.routes import add_routes
+
+
+def create_app(config: GatewayConfig) -> web.Application:
+    """A ready-to-run gateway for ``config`` (already validated)."""
+    app = web.Application(
+        middlewares=[gateway_middleware],
+        client_max_size=int(config.server.max_body_mb * 1024 * 1024),
+    )
+    app[CONFIG] = config
+    add_routes(app)
+    app.cleanup_ctx.append(gateway_context)
+    return app
+
+
+async def gateway_context(app: web.Application) -> AsyncIterator[None]:
+    """Open everything with a lifetime, and close it again in reverse order."""
+    config = app[CONFIG]
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=_pool_size(config), ttl_dns_cache=300,
+                                       enable_cleanup_closed=True),
+        auto_decompress=True,
+        # The gateway sets its own headers; no cookies travel between clients and providers.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    gw = Gateway(config=config, session=session,
+                 adapters=build_adapters(config.providers, session))
+    app[GATEWAY] = gw
+    try:
+        gw.pipeline = Pipeline([spec.plugin(spec.config, gw) for spec in config.plugins])
+        await gw.pipeline.start()
+        try:
+            yield
+        finally:
+            await gw.pipeline.stop()
+    finally:
+        await session.close()
+
+
+def _pool_size(config: GatewayConfig) -> int:
+    return max((p.max_connections for p in config.providers.values()), default=100)

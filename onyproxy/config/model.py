@@ -1,0 +1,163 @@
+"""The gateway's configuration, one frozen dataclass per section (DESIGN.md §2).
+
+Defaults live here and nowhere else. Field ``metadata`` carries a ``doc`` string and an optional
+``check`` returning an error message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+
+def _between(low: float, high: float):
+    def check(value: float) -> str | None:
+        if not low <= value <= high:
+            return f"expected a value from {low:g} to {high:g}, got {value}"
+        return None
+    return check
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"expected a positive number, got {value}"
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    return f"expected an http(s) URL, got {value!r}"
+
+
+def _storage_url(value: str) -> str | None:
+    if value.startswith(("sqlite://", "mongodb://", "mongodb+srv://")):
+        return None
+    return f"expected sqlite:///path or mongodb://host/db, got {value!r}"
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """HTTPS for the client side; TLS 1.3 is the minimum unless lowered on purpose."""
+
+    cert_file: str = field(metadata={"doc": "PEM certificate chain"})
+    key_file: str = field(metadata={"doc": "PEM private key"})
+    min_version: Literal["1.2", "1.3"] = "1.3"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where and how the gateway listens."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=8080, metadata={"check": _between(1, 65535)})
+    workers: int = field(default=1, metadata={"check": _between(1, 256),
+                                               "doc": "processes sharing the port"})
+    max_body_mb: float = field(default=16, metadata={"check": _positive})
+    tls: TLSConfig | None = None
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where metadata (accounts, keys, usage) lives."""
+
+    url: str = field(default="sqlite:///./data/onyproxy.db", metadata={"check": _storage_url})
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """Secrets of the gateway itself; empty means "not configured"."""
+
+    key_pepper: str = field(default="", metadata={"doc": "HMAC pepper for stored API keys"})
+    jwt_secret: str = field(default="", metadata={"doc": "HS256 secret for admin JWTs"})
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One upstream API endpoint and its credentials."""
+
+    type: Literal["openai", "anthropic", "gemini", "mock"]
+    base_url: str | None = field(default=None, metadata={"check": _http_url})
+    api_key: str = ""
+    region: str | None = field(default=None, metadata={"doc": "e.g. tr, eu, us"})
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout_s: float | None = field(default=None, metadata={"check": _positive})
+    max_connections: int = field(default=256, metadata={"check": _between(1, 100000)})
+
+
+@dataclass(frozen=True)
+class PriceConfig:
+    """USD per 1M tokens."""
+
+    input: Decimal | None = None
+    cached_input: Decimal | None = None
+    output: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One place a model can be served from."""
+
+    provider: str
+    model: str
+    weight: float = field(default=1.0, metadata={"check": _positive})
+    timeout_s: float | None = field(default=None, metadata={"check": _positive})
+    price: PriceConfig | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model name clients ask for, and the targets that serve it."""
+
+    targets: list[TargetConfig]
+    strategy: Literal["fallback", "round_robin", "weighted", "least_latency"] = "fallback"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long each kind of record is kept (DESIGN.md §4)."""
+
+    usage_events_days: int = field(default=90, metadata={"check": _between(1, 36500)})
+    deleted_accounts_days: int = field(default=30, metadata={"check": _between(0, 36500)})
+    billing_years: int = field(default=10, metadata={"check": _between(1, 100)})
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Process logging. Access log lines carry metadata only, never content."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A pipeline entry after its plugin was found and its options validated."""
+
+    name: str
+    plugin: type
+    config: Any
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The whole, validated gateway configuration.
+
+    ``pipeline`` holds the entries as written; ``plugins`` the same entries after each plugin was
+    found and its options validated. ``source`` is the file it came from.
+    """
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    pipeline: list[dict[str, Any]] = field(default_factory=list)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    catalog: str | None = field(default=None, metadata={"doc": "path of models.yaml"})
+    plugins: list[PluginSpec] = field(default_factory=list, metadata={"derived": True})
+    source: str = field(default="<memory>", metadata={"derived": True})

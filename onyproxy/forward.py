@@ -1,0 +1,87 @@
+"""Execute a route: try the exchange's targets in order, with retries, backoff and fallback.
+
+Falls over to the next target on 429, 5xx, timeouts and connection errors; a client's own 4xx
+is returned at once. Streams are only retried before their first event reaches the client,
+which holds here because ``forward`` returns as soon as the upstream answered with headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import TYPE_CHECKING
+
+from onyproxy import translate
+from onyproxy.errors import GatewayError
+from onyproxy.exchange import Attempt
+from onyproxy.providers.base import Reply, UpstreamError
+
+if TYPE_CHECKING:
+    from onyproxy.exchange import Exchange
+    from onyproxy.gateway import Gateway
+
+
+async def forward(gw: Gateway, ex: Exchange, ctx: translate.Context) -> Reply:
+    """Send the exchange upstream; return the first successful reply (in its provider shape)."""
+    last: UpstreamError | None = None
+    for target in ex.targets:
+        adapter = gw.adapters[target.provider]
+        shape = translate.choose_shape(ex.shape, adapter.shapes, ex.operation, target.provider)
+        body = translate.request(ex.body, ex.shape, shape, ctx)
+        timeout_s = target.timeout_s or adapter.config.timeout_s or ex.policy.timeout_s
+        for tries in range(ex.policy.retries + 1):
+            attempt = Attempt(provider=target.provider, model=target.model,
+                              started=time.monotonic())
+            ex.attempts.append(attempt)
+            try:
+                reply = await adapter.send(ex, target, ex.operation, shape, body, ex.stream,
+                                           timeout_s)
+            except UpstreamError as err:
+                attempt.duration_s = time.monotonic() - attempt.started
+                attempt.status, attempt.error = err.status, err.kind
+                if not err.retryable:
+                    raise client_error(err) from None
+                last = err
+                delay = backoff(ex.policy, tries, err.retry_after_s)
+                if tries == ex.policy.retries or delay is None:
+                    break
+                await asyncio.sleep(delay)
+                continue
+            attempt.duration_s = time.monotonic() - attempt.started
+            attempt.status = reply.status
+            ex.provider, ex.provider_model = target.provider, target.model
+            return reply
+    if last is None:
+        raise GatewayError(503, "api_error", f"The model '{ex.model}' has no target available.",
+                           code="no_target_available")
+    raise final_error(last)
+
+
+def backoff(policy, tries: int, retry_after_s: float | None) -> float | None:
+    """Seconds to wait before retry number ``tries + 1``; ``None``: move to the next target.
+
+    Exponential with full jitter; an upstream ``retry-after`` longer than the policy allows
+    means this target is better skipped than waited for.
+    """
+    if retry_after_s is not None:
+        return retry_after_s if retry_after_s <= policy.max_backoff_s else None
+    return random.uniform(0.5, 1.0) * min(policy.max_backoff_s, policy.backoff_s * 2 ** tries)
+
+
+def client_error(err: UpstreamError) -> GatewayError:
+    """A provider's 4xx about the request itself, passed through with its status and message."""
+    return GatewayError(err.status, err.error_type or "invalid_request_error", err.message,
+                        param=err.param, code=err.code)
+
+
+def final_error(err: UpstreamError) -> GatewayError:
+    """What the client sees when every target failed: named after the last provider."""
+    if err.status == 429:
+        headers = {"retry-after": str(max(1, round(err.retry_after_s)))} \
+            if err.retry_after_s is not None else {}
+        return GatewayError(429, "rate_limit_error", err.message, code="upstream_rate_limited",
+                            headers=headers)
+    if err.kind == "timeout":
+        return GatewayError(504, "timeout_error", err.message, code="upstream_timeout")
+    return GatewayError(502, "api_error", err.message, code="upstream_error")

@@ -1,0 +1,127 @@
+"""The HTTP call every network adapter makes, with failures turned into ``UpstreamError``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+
+from onyproxy.providers.base import Reply, UpstreamError
+from onyproxy.sse import Event, parse_sse
+
+# Provider refusals of the gateway's own credentials are the operator's problem, not the
+# client's: they become 502 so a client never thinks its gateway key was wrong.
+_CREDENTIAL_STATUSES = (401, 403)
+
+ErrorReader = Callable[[Any], tuple[str, str | None, str | None, str | None]]
+
+
+async def post(session: aiohttp.ClientSession, provider: str, url: str, headers: dict[str, str],
+               body: dict[str, Any], *, shape: str, stream: bool, timeout_s: float,
+               read_error: ErrorReader, params: dict[str, str] | None = None) -> Reply:
+    """POST ``body`` as JSON; return the parsed answer or its SSE events.
+
+    ``timeout_s`` bounds the wait for the answer's headers and, for streams, each gap between
+    reads. ``read_error`` pulls (message, type, param, code) out of a provider's error body.
+    """
+    data = orjson.dumps(body)
+    headers = {"content-type": "application/json", **headers}
+    try:
+        async with asyncio.timeout(timeout_s):
+            resp = await session.post(
+                url, data=data, headers=headers, params=params,
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s),
+            )
+            if resp.status >= 400:
+                raise await _http_error(resp, provider, read_error)
+            if not stream:
+                raw = await resp.read()
+                resp.release()
+                return Reply(shape=shape, status=resp.status, body=_parse_body(raw, provider),
+                             raw=raw)
+    except TimeoutError:
+        raise UpstreamError(provider, 504, "timeout",
+                            f"The provider '{provider}' did not answer within {timeout_s:g}s.",
+                            retryable=True) from None
+    except aiohttp.ClientError as exc:
+        raise _connection_error(provider, exc) from None
+    return Reply(shape=shape, status=resp.status, events=_events(resp, provider),
+                 close=_closer(resp))
+
+
+def _parse_body(raw: bytes, provider: str) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise UpstreamError(provider, 502, "http",
+                            f"The provider '{provider}' sent an answer that is not a JSON object.",
+                            retryable=True)
+    return body
+
+
+async def _events(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[Event]:
+    try:
+        async for event in parse_sse(resp.content):
+            yield event
+    except TimeoutError:
+        raise UpstreamError(provider, 504, "timeout",
+                            f"The provider '{provider}' stopped sending mid-stream.",
+                            retryable=False) from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(provider, 502, "stream",
+                            f"The stream from provider '{provider}' broke off "
+                            f"({type(exc).__name__}).", retryable=False) from None
+    finally:
+        resp.close()
+
+
+def _closer(resp: aiohttp.ClientResponse):
+    async def close() -> None:
+        resp.close()
+    return close
+
+
+async def _http_error(resp: aiohttp.ClientResponse, provider: str,
+                      read_error: ErrorReader) -> UpstreamError:
+    try:
+        raw = await resp.read()
+        parsed = orjson.loads(raw) if raw else None
+    except (aiohttp.ClientError, orjson.JSONDecodeError):
+        parsed = None
+    finally:
+        resp.release()
+    status = resp.status
+    retry_after = _retry_after(resp.headers.get("retry-after"))
+    if status in _CREDENTIAL_STATUSES:
+        return UpstreamError(provider, 502, "http",
+                             f"The provider '{provider}' refused the gateway's credentials "
+                             f"(HTTP {status}).", retryable=True)
+    if status == 429 or status >= 500:
+        return UpstreamError(provider, status, "http",
+                             f"The provider '{provider}' failed with HTTP {status}.",
+                             retryable=True, retry_after_s=retry_after)
+    message, kind, param, code = read_error(parsed)
+    return UpstreamError(provider, status, "http",
+                         message or f"The provider '{provider}' rejected the request "
+                                    f"(HTTP {status}).",
+                         retryable=False, error_type=kind, param=param, code=code)
+
+
+def _connection_error(provider: str, exc: aiohttp.ClientError) -> UpstreamError:
+    return UpstreamError(provider, 502, "connection",
+                         f"Could not reach the provider '{provider}' ({type(exc).__name__}).",
+                         retryable=True)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

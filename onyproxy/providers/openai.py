@@ -1,0 +1,78 @@
+"""Adapter for OpenAI and every OpenAI-compatible server (Azure, vLLM, Ollama, Groq ...)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from onyproxy.providers.base import Adapter, Reply
+from onyproxy.providers.http import post
+
+if TYPE_CHECKING:
+    from onyproxy.config.model import TargetConfig
+    from onyproxy.exchange import Exchange, Usage
+
+_PATHS = {
+    ("openai", "chat"): "/chat/completions",
+    ("openai", "embeddings"): "/embeddings",
+    ("openai-responses", "chat"): "/responses",
+}
+
+
+class OpenAIAdapter(Adapter):
+    """Speaks Chat Completions, Embeddings and (when translated to) Responses."""
+
+    type = "openai"
+    shapes = ("openai", "openai-responses")
+    operations = ("chat", "embeddings")
+    default_base_url = "https://api.openai.com/v1"
+
+    async def send(self, ex: Exchange, target: TargetConfig, operation: str, shape: str,
+                   body: dict[str, Any], stream: bool, timeout_s: float) -> Reply:
+        body = {**body, "model": target.model}
+        if stream and shape == "openai":
+            # Usage in streams only comes when asked for; the surface strips the extra chunk
+            # again when the client did not ask.
+            body["stream_options"] = {**(body.get("stream_options") or {}),
+                                      "include_usage": True}
+        headers = {**self.config.headers, **target.headers}
+        if self.config.api_key:
+            headers["authorization"] = f"Bearer {self.config.api_key}"
+        reply = await post(self.session, self.name, self.base_url + _PATHS[shape, operation],
+                           headers, body, shape=shape, stream=stream, timeout_s=timeout_s,
+                           read_error=read_openai_error)
+        if reply.body is not None:
+            self.read_usage(shape, reply.body, ex.usage)
+        else:
+            reply.events = self.metered(shape, reply.events, ex.usage)
+        return reply
+
+    def read_usage(self, shape: str, obj: dict[str, Any], usage: Usage) -> None:
+        if shape == "openai-responses":
+            obj = obj.get("response") or obj  # stream events wrap the response object
+        read_openai_usage(obj.get("usage"), usage)
+
+
+def read_openai_usage(raw: Any, usage: Usage) -> None:
+    """Chat Completions and Responses usage objects, with their token details."""
+    if not isinstance(raw, dict):
+        return
+    prompt = raw.get("prompt_tokens", raw.get("input_tokens"))
+    completion = raw.get("completion_tokens", raw.get("output_tokens"))
+    if prompt is None and completion is None:
+        return
+    usage.prompt_tokens = int(prompt or 0)
+    usage.completion_tokens = int(completion or 0)
+    details_in = raw.get("prompt_tokens_details") or raw.get("input_tokens_details") or {}
+    details_out = raw.get("completion_tokens_details") or raw.get("output_tokens_details") or {}
+    usage.cached_tokens = int(details_in.get("cached_tokens") or 0)
+    usage.reasoning_tokens = int(details_out.get("reasoning_tokens") or 0)
+    usage.reported = True
+
+
+def read_openai_error(parsed: Any) -> tuple[str, str | None, str | None, str | None]:
+    """(message, type, param, code) from an OpenAI error body."""
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if not isinstance(error, dict):
+        return "", None, None, None
+    return (str(error.get("message") or ""), error.get("type"), error.get("param"),
+            error.get("code"))

@@ -1,0 +1,21 @@
+"""The URL map of the gateway."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from aiohttp import web
+
+from onyproxy.proxy import handle
+from onyproxy.surfaces import openai
+from onyproxy.surfaces.models import list_models
+from onyproxy.surfaces.ops import healthz, readyz
+
+
+def add_routes(app: web.Application) -> None:
+    """Client API, then operations endpoints."""
+    app.router.add_post("/v1/chat/completions", partial(handle, op=openai.CHAT))
+    app.router.add_post("/v1/embeddings", partial(handle, op=openai.EMBEDDINGS))
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

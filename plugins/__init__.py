@@ -1,0 +1,1 @@
+"""First-party plugins, one folder each (DESIGN.md §1)."""
