@@ -1,9 +1,10 @@
 """Translation between API shapes: requests, responses and streams.
 
 Shapes: ``openai`` (Chat Completions), ``openai-responses``, ``anthropic`` (Messages), ``gemini``.
-Same shape in and out is the identity and costs nothing. Other pairs are registered by the
-modules of this package as small pure functions (requests, responses) or stateful stream
-converters (one per stream). A pair with no translator is a clear 400, never a silent guess.
+Same shape in and out is the identity and costs nothing. ``openai`` is the hub: each other shape
+registers its translations to and from it, as small pure functions (requests, responses) and
+stateful stream converters (one per stream); any other pair goes through the hub. A pair with no
+translator is a clear 400, never a silent guess.
 """
 
 from __future__ import annotations
@@ -58,8 +59,20 @@ def register(src: str, dst: str, operation: str, *, request: RequestFn | None = 
         _streams[src, dst] = stream
 
 
+HUB = "openai"
+
+
+def _hops(src: str, dst: str, operation: str) -> list[tuple[str, str]] | None:
+    """The registered steps from ``src`` to ``dst``: direct, or through the hub."""
+    if (src, dst, operation) in _requests:
+        return [(src, dst)]
+    if (src, HUB, operation) in _requests and (HUB, dst, operation) in _requests:
+        return [(src, HUB), (HUB, dst)]
+    return None
+
+
 def can_translate(src: str, dst: str, operation: str) -> bool:
-    return src == dst or (src, dst, operation) in _requests
+    return src == dst or _hops(src, dst, operation) is not None
 
 
 def choose_shape(client_shape: str, shapes: tuple[str, ...], operation: str,
@@ -78,22 +91,34 @@ def choose_shape(client_shape: str, shapes: tuple[str, ...], operation: str,
 def request(body: dict[str, Any], src: str, dst: str, ctx: Context) -> dict[str, Any]:
     if src == dst:
         return body
-    return _requests[src, dst, ctx.operation](body, ctx)
+    for a, b in _hops(src, dst, ctx.operation) or ():
+        body = _requests[a, b, ctx.operation](body, ctx)
+    return body
 
 
 def response(body: dict[str, Any], src: str, dst: str, ctx: Context) -> dict[str, Any]:
     """Map a provider answer in ``dst`` back to the client's ``src``."""
     if src == dst:
         return body
-    return _responses[src, dst, ctx.operation](body, ctx)
+    for a, b in reversed(_hops(src, dst, ctx.operation) or ()):
+        body = _responses[a, b, ctx.operation](body, ctx)
+    return body
 
 
 async def stream(events: AsyncIterator[Event], src: str, dst: str,
                  ctx: Context) -> AsyncIterator[Event]:
     """Map a provider stream in ``dst`` back to the client's ``src``, event by event."""
-    converter = _streams[src, dst](ctx)
+    converters = [_streams[a, b](ctx) for a, b in reversed(_hops(src, dst, ctx.operation) or ())]
     async for event in events:
-        for out in converter.feed(event):
+        for out in _feed(converters, [event]):
             yield out
-    for out in converter.finish():
-        yield out
+    for index in range(len(converters)):
+        tail = converters[index].finish()
+        for out in _feed(converters[index + 1:], tail):
+            yield out
+
+
+def _feed(converters: list[StreamConverter], events: list[Event]) -> list[Event]:
+    for converter in converters:
+        events = [out for event in events for out in converter.feed(event)]
+    return events
