@@ -12,4 +12,4 @@ if TYPE_CHECKING:
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway")
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config")
-REQUEST_ID = "onyproxy.request_id"  # request-scoped: request[REQUEST_ID]
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
