@@ -46,8 +46,8 @@ def parse_config(text: str, source: str = "<memory>",
     raw = _parse_yaml(text, source)
     raw = expand(raw, env, problems)
     config = build(GatewayConfig, raw, problems)
-    problems.raise_if_any()
-    assert config is not None
+    if config is None:
+        problems.raise_if_any()
     plugins = _resolve_plugins(config.pipeline, problems)
     check_references(config, problems)
     problems.raise_if_any()
