@@ -47,3 +47,22 @@ def gateway(aiohttp_server, tmp_path) -> GatewayFactory:
         return await aiohttp_server(create_app(config))
 
     return start
+
+
+@pytest.fixture
+async def fake_openai(aiohttp_server):
+    """A fake OpenAI upstream on loopback (see ``fakes.openai_upstream``)."""
+    from fakes.openai_upstream import start_fake_openai
+
+    _, fake = await start_fake_openai(aiohttp_server)
+    return fake
+
+
+def openai_provider(fake, **extra: Any) -> dict[str, Any]:
+    """Config overrides: provider ``up`` at ``fake`` and model ``gpt-test`` served by it."""
+    return {
+        "providers": {"up": {"type": "openai", "base_url": fake.base_url, "api_key": "sk-up",
+                             **extra}, "mock": {"type": "mock"}},
+        "models": {"gpt-test": {"targets": [{"provider": "up", "model": "gpt-4o-mini"}]},
+                   "mock-small": {"targets": [{"provider": "mock", "model": "mock-small"}]}},
+    }
