@@ -1,0 +1,216 @@
+"""Opening stores: URL schemes, SQLite files and migrations, MongoDB indexes and failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from onyproxy.storage import AuditEntry, StorageError, open_store
+from onyproxy.storage.mongo import MongoStore
+from onyproxy.storage.sqlite import SQLiteStore
+from onyproxy.storage.sqlite_schema import MIGRATIONS
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_unknown_scheme_is_a_storage_error_naming_the_scheme() -> None:
+    with pytest.raises(StorageError, match="'postgres'"):
+        await open_store("postgres://db/onyproxy")
+
+
+# SQLite ------------------------------------------------------------------------------------
+async def test_sqlite_creates_parent_dirs_schema_wal_and_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "onyproxy.db"
+    store = await open_store(f"sqlite:///{path}")
+    await store.close()
+    assert path.exists()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (len(MIGRATIONS),)]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"accounts", "api_keys", "usage_events", "billing_records", "audit_log"} <= tables
+    finally:
+        conn.close()
+
+
+async def test_sqlite_connection_enforces_foreign_keys(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path}/x.db")
+    assert isinstance(store, SQLiteStore)
+    try:
+        on = await store._run(lambda c: c.execute("PRAGMA foreign_keys").fetchone()[0])
+        assert on == 1
+    finally:
+        await store.close()
+
+
+async def test_sqlite_relative_url_is_relative_to_the_working_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = await open_store("sqlite:///./data/onyproxy.db")
+    await store.close()
+    assert (tmp_path / "data" / "onyproxy.db").exists()
+
+
+async def test_sqlite_memory_store_works() -> None:
+    store = await open_store("sqlite:///:memory:")
+    try:
+        assert await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    store = await open_store(url)
+    await store.append_audit(AuditEntry("test", "first.open"))
+    await store.close()
+    store = await open_store(url)
+    try:
+        assert [e.action for e in await store.list_audit()] == ["first.open"]
+    finally:
+        await store.close()
+
+
+async def test_corrupt_sqlite_file_is_a_clear_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database, just some bytes " * 200)
+    with pytest.raises(StorageError) as caught:
+        await open_store(f"sqlite:///{path}")
+    assert str(path) in str(caught.value)
+    assert "not a database" in str(caught.value)
+
+
+async def test_unopenable_sqlite_path_is_a_clear_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StorageError, match=r"dir\.db"):
+        await open_store(f"sqlite:///{tmp_path}/dir.db")
+
+
+async def test_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS) + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match="newer"):
+        await open_store(f"sqlite:///{path}")
+
+
+# MongoDB -----------------------------------------------------------------------------------
+# Failing to connect runs in a child process: PyMongo 4.20 leaks the socket of a connection
+# attempt that close() cancels (PYTHON-5867, mongo-python-driver#2858), and its ResourceWarning
+# would land on whichever test the garbage collector happens to run in.
+OPEN_AND_REPORT = """
+import asyncio, json, sys, time
+from onyproxy.storage import StorageError, open_store
+
+async def main() -> None:
+    started = time.monotonic()
+    try:
+        await open_store(sys.argv[1], server_selection_timeout_ms=500)
+    except StorageError as exc:
+        print(json.dumps({"error": str(exc), "seconds": time.monotonic() - started}))
+
+asyncio.run(main())
+"""
+
+
+def open_in_child(url: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-c", OPEN_AND_REPORT, url], capture_output=True,
+                          text=True, timeout=30, check=True)
+    return json.loads(done.stdout)
+
+
+async def test_unreachable_mongo_is_a_quick_storage_error_naming_the_host() -> None:
+    port = free_port()
+    report = open_in_child(f"mongodb://127.0.0.1:{port}/?directConnection=true")
+    assert f"cannot reach MongoDB at 127.0.0.1:{port}" in str(report["error"])
+    assert float(report["seconds"]) < 3  # type: ignore[arg-type]
+
+
+async def test_mongo_messages_never_show_credentials() -> None:
+    port = free_port()
+    report = open_in_child(f"mongodb://ops:s3cret@127.0.0.1:{port}/?directConnection=true")
+    assert "127.0.0.1" in str(report["error"]) and "s3cret" not in str(report["error"])
+
+
+async def test_invalid_mongo_url_is_a_storage_error() -> None:
+    with pytest.raises(StorageError, match="invalid MongoDB URL"):
+        await open_store("mongodb://127.0.0.1:notaport/")
+
+
+@pytest.mark.slow
+async def test_mongo_indexes_unique_and_ttl(mongo_url: str) -> None:
+    name = f"onyproxy_test_{uuid.uuid4().hex[:12]}"
+    store = await open_store(mongo_url, database=name, retention_days=90)
+    assert isinstance(store, MongoStore)
+    try:
+        indexes = {}
+        for collection in ("accounts", "api_keys", "usage_events", "billing_records"):
+            async for ix in await store.db[collection].list_indexes():
+                indexes[(collection, ix["name"])] = ix
+        assert indexes[("accounts", "email_unique")]["unique"] is True
+        assert indexes[("api_keys", "hash_unique")]["unique"] is True
+        assert indexes[("usage_events", "request_id_unique")]["unique"] is True
+        assert indexes[("usage_events", "created_at_ttl")]["expireAfterSeconds"] == 90 * 86400
+        assert indexes[("billing_records", "updated_at_ttl")]["expireAfterSeconds"] == (
+            3650 * 86400)
+    finally:
+        await store.db.client.drop_database(name)
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_changed_retention_updates_the_ttl_index_on_reopen(mongo_url: str) -> None:
+    name = f"onyproxy_test_{uuid.uuid4().hex[:12]}"
+    await (await open_store(mongo_url, database=name, retention_days=90)).close()
+    store = await open_store(mongo_url, database=name, retention_days=30)
+    assert isinstance(store, MongoStore)
+    try:
+        async for ix in await store.db.usage_events.list_indexes():
+            if ix["name"] == "created_at_ttl":
+                assert ix["expireAfterSeconds"] == 30 * 86400
+                break
+        else:
+            pytest.fail("no TTL index on usage_events")
+    finally:
+        await store.db.client.drop_database(name)
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_mongo_database_comes_from_the_url_path_default_onyproxy(mongo_url: str) -> None:
+    if os.environ.get("ONYPROXY_TEST_MONGODB_URL"):
+        pytest.skip("would create databases named after the URL on a shared server")
+    name = f"onyproxy_test_{uuid.uuid4().hex[:12]}"
+    host_part, _, query = mongo_url.partition("/?")
+    store = await open_store(f"{host_part}/{name}?{query}")
+    default = await open_store(mongo_url)
+    assert isinstance(store, MongoStore) and isinstance(default, MongoStore)
+    try:
+        assert store.db.name == name
+        assert default.db.name == "onyproxy"
+    finally:
+        client: AsyncMongoClient = AsyncMongoClient(mongo_url)
+        await client.drop_database(name)
+        await client.drop_database("onyproxy")
+        await client.close()
+        await store.close()
+        await default.close()
