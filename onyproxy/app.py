@@ -14,6 +14,7 @@ from onyproxy.middleware import gateway_middleware
 from onyproxy.pipeline import Pipeline
 from onyproxy.providers import build_adapters
 from onyproxy.routes import add_routes
+from onyproxy.storage import open_store
 
 
 def create_app(config: GatewayConfig) -> web.Application:
@@ -42,14 +43,25 @@ async def gateway_context(app: web.Application) -> AsyncIterator[None]:
                  adapters=build_adapters(config.providers, session))
     app[GATEWAY] = gw
     try:
-        gw.pipeline = Pipeline([spec.plugin(spec.config, gw) for spec in config.plugins])
-        await gw.pipeline.start()
+        gw.store = await open_store(config.storage.url, **_store_options(config))
+        gw.readiness["storage"] = gw.store.ping
         try:
-            yield
+            gw.pipeline = Pipeline([spec.plugin(spec.config, gw) for spec in config.plugins])
+            await gw.pipeline.start()
+            try:
+                yield
+            finally:
+                await gw.pipeline.stop()
         finally:
-            await gw.pipeline.stop()
+            await gw.store.close()
     finally:
         await session.close()
+
+
+def _store_options(config: GatewayConfig) -> dict[str, int]:
+    retention = config.retention
+    return {"retention_days": retention.usage_events_days,
+            "billing_retention_days": retention.billing_years * 366}
 
 
 def _pool_size(config: GatewayConfig) -> int:

@@ -14,32 +14,54 @@ from aiohttp import web
 
 from onyproxy.app import create_app
 from onyproxy.config.model import GatewayConfig, TLSConfig
+from onyproxy.storage import StorageError
 
 log = logging.getLogger("onyproxy.server")
 
 
+# A worker that cannot start (database unreachable, port taken) exits with this status, and the
+# supervisor stops rather than restarting it in a loop.
+EXIT_STARTUP_FAILED = 3
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says why, for a person to read."""
+
+
 def serve(config: GatewayConfig) -> None:
-    """Serve until SIGINT/SIGTERM; with ``server.workers > 1`` supervise that many workers."""
+    """Serve until SIGINT/SIGTERM; with ``server.workers > 1`` supervise that many workers.
+
+    Raises :class:`StartupError` when the gateway cannot start.
+    """
     if config.server.workers == 1:
-        run_worker(config, reuse_port=False)
+        _install_uvloop()
+        asyncio.run(_serve_forever(config, reuse_port=False))
     else:
         supervise(config)
 
 
-def run_worker(config: GatewayConfig, reuse_port: bool = True) -> None:
-    """One event loop serving the whole app; returns on SIGINT/SIGTERM."""
+def run_worker(config: GatewayConfig) -> None:
+    """One worker process: the whole app on a shared port, until SIGINT/SIGTERM."""
     _install_uvloop()
-    asyncio.run(_serve_forever(config, reuse_port))
+    try:
+        asyncio.run(_serve_forever(config, reuse_port=True))
+    except StartupError as exc:
+        log.error("worker pid %d cannot start: %s", os.getpid(), exc)
+        os._exit(EXIT_STARTUP_FAILED)
 
 
 async def _serve_forever(config: GatewayConfig, reuse_port: bool) -> None:
     runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
-    await runner.setup()
     server = config.server
-    site = web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None,
-                       ssl_context=tls_context(server.tls) if server.tls else None,
-                       backlog=1024)
-    await site.start()
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None,
+                           ssl_context=tls_context(server.tls) if server.tls else None,
+                           backlog=1024)
+        await site.start()
+    except (StorageError, OSError, ssl.SSLError) as exc:
+        await runner.cleanup()
+        raise StartupError(_startup_problem(config, exc)) from None
     scheme = "https" if server.tls else "http"
     log.info("onyproxy listening on %s://%s:%d (pid %d)", scheme, server.host, server.port,
              os.getpid())
@@ -51,6 +73,24 @@ async def _serve_forever(config: GatewayConfig, reuse_port: bool) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _startup_problem(config: GatewayConfig, exc: Exception) -> str:
+    if isinstance(exc, StorageError):
+        return f"storage ({_redacted(config.storage.url)}): {exc}"
+    if isinstance(exc, ssl.SSLError | FileNotFoundError) and config.server.tls:
+        return f"server.tls: cannot load the certificate or key ({exc})"
+    return f"cannot listen on {config.server.host}:{config.server.port} ({exc.strerror or exc})"
+
+
+def _redacted(url: str) -> str:
+    """A storage URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
 
 
 def tls_context(tls: TLSConfig) -> ssl.SSLContext:
@@ -80,9 +120,12 @@ def supervise(config: GatewayConfig) -> None:
     signal.signal(signal.SIGINT, stop)
     workers = [start() for _ in range(config.server.workers)]
     log.info("onyproxy supervising %d workers (pid %d)", len(workers), os.getpid())
+    failed = False
     while not stopping:
         time.sleep(0.2)
         for index, process in enumerate(workers):
+            if process.exitcode == EXIT_STARTUP_FAILED:
+                stopping = failed = True
             if not process.is_alive() and not stopping:
                 log.error("worker pid %s exited with %s; restarting", process.pid,
                           process.exitcode)
@@ -92,6 +135,8 @@ def supervise(config: GatewayConfig) -> None:
         process.terminate()
     for process in workers:
         process.join(timeout=10)
+    if failed:
+        raise StartupError("a worker could not start (see the log above)")
 
 
 def _install_uvloop() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from onyproxy.cli.common import load_or_exit
+from onyproxy.cli.common import fail, load_or_exit
 from onyproxy.logs import setup_logging
 
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from onyproxy.server import serve
+    from onyproxy.server import StartupError, serve
 
     config = load_or_exit(args)
     setup_logging(config.logging.level)
@@ -26,5 +26,8 @@ def run(args: argparse.Namespace) -> int:
     if args.host or args.port:
         server = replace(server, host=args.host or server.host, port=args.port or server.port)
         config = replace(config, server=server)
-    serve(config)
+    try:
+        serve(config)
+    except StartupError as exc:
+        fail(f"cannot start: {exc}")
     return 0
