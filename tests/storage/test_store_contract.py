@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from onyproxy.keys import create_key
 from onyproxy.storage import (
     Account,
     ApiKey,
@@ -21,6 +23,7 @@ from onyproxy.storage import (
     new_id,
     utcnow,
 )
+from onyproxy.storage.mongo import MongoStore
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -47,7 +50,7 @@ async def test_ping_answers_true_while_open(store: Store) -> None:
     assert await store.ping() is True
 
 
-async def test_ping_answers_false_after_close(backend, store: Store) -> None:
+async def test_ping_answers_false_after_close(store: Store) -> None:
     await store.close()
     assert await store.ping() is False
 
@@ -208,6 +211,23 @@ async def test_delete_key_removes_it_once(store: Store) -> None:
     assert await store.delete_key(made.id) is True
     assert await store.delete_key(made.id) is False
     assert await store.get_key_by_hash(made.hash) is None
+
+
+async def test_key_secret_never_reaches_the_database(backend: Any, store: Store) -> None:
+    owner = await store.create_account(account())
+    issued = await create_key(store, owner.id, pepper="contract-pepper", name="ci")
+    secret_tail = issued.secret[len(issued.record.prefix):]
+    if isinstance(store, MongoStore):
+        dumped = ""
+        for name in await store.db.list_collection_names():
+            dumped += repr(await store.db[name].find().to_list())
+    else:
+        await store.close()
+        assert backend.sqlite_path is not None
+        files = backend.sqlite_path.parent.glob(backend.sqlite_path.name + "*")
+        dumped = "".join(p.read_bytes().decode("latin-1") for p in files)
+    assert issued.record.hash in dumped
+    assert issued.secret not in dumped and secret_tail not in dumped
 
 
 # usage events ------------------------------------------------------------------------------

@@ -1,0 +1,223 @@
+"""API keys: generation, peppered hashing, and the create / rotate / revoke rules.
+
+A key secret is ``ony-`` followed by 40 URL-safe characters (240 random bits from
+:mod:`secrets`). It is shown once, when created, and never stored: the store keeps its
+HMAC-SHA256 under the server's pepper (``security.key_pepper``) and a short display prefix.
+Lookups hash the presented secret and find the record by hash; :func:`verify_key` compares in
+constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from onyproxy.accounts import ValidationError
+from onyproxy.storage.base import ApiKey, NotFoundError, Store, new_id, to_utc, utcnow
+
+__all__ = [
+    "KEY_PREFIX",
+    "IssuedKey",
+    "create_key",
+    "display_prefix",
+    "generate_secret",
+    "hash_key",
+    "key_is_usable",
+    "looks_like_key",
+    "revoke_key",
+    "rotate_key",
+    "verify_key",
+]
+
+KEY_PREFIX = "ony-"
+SECRET_BYTES = 30  # 30 random bytes are exactly 40 URL-safe base64 characters
+SECRET_CHARS = 40
+DISPLAY_CHARS = 8
+MAX_KEY_NAME = 100
+_SECRET_SHAPE = re.compile(rf"^{re.escape(KEY_PREFIX)}[A-Za-z0-9_-]{{{SECRET_CHARS}}}$")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A key just created: the secret (shown to its owner once, never stored) and the record."""
+
+    secret: str = field(repr=False)
+    record: ApiKey
+
+
+def generate_secret() -> str:
+    """A new key secret: ``ony-`` and 40 URL-safe random characters."""
+    return KEY_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+
+
+def looks_like_key(value: str) -> bool:
+    """True when ``value`` has the shape of an onyproxy key (a cheap check before hashing)."""
+    return bool(_SECRET_SHAPE.match(value))
+
+
+def _pepper_bytes(pepper: str | bytes) -> bytes:
+    raw = pepper.encode() if isinstance(pepper, str) else bytes(pepper)
+    if not raw:
+        raise ValueError("the key pepper must not be empty (set security.key_pepper)")
+    return raw
+
+
+def hash_key(secret: str, pepper: str | bytes) -> str:
+    """HMAC-SHA256 of the secret keyed with the pepper, as 64 hex characters."""
+    return hmac.new(_pepper_bytes(pepper), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_key(secret: str, pepper: str | bytes, expected_hash: str) -> bool:
+    """True when ``secret`` hashes to ``expected_hash``; the comparison is constant-time."""
+    return hmac.compare_digest(hash_key(secret, pepper), expected_hash)
+
+
+def display_prefix(secret: str) -> str:
+    """What may be shown of a key: ``ony-`` and its first 8 characters (48 of 240 bits)."""
+    return secret[: len(KEY_PREFIX) + DISPLAY_CHARS]
+
+
+def key_is_usable(key: ApiKey, now: datetime | None = None) -> bool:
+    """True when the key is neither revoked nor expired at ``now``."""
+    if key.revoked:
+        return False
+    return key.expires_at is None or key.expires_at > (now or utcnow())
+
+
+def _limit(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, "must be a whole number")
+    if value < 1:
+        raise ValidationError(name, "must be at least 1 (leave it unset for the default)")
+    return value
+
+
+def _budget(value: Decimal | str | int | float | None) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValidationError("budget_usd", "must be an amount in USD, e.g. '25.00'")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError("budget_usd", "must be a finite amount")
+        value = repr(value)  # the shortest decimal that round-trips, not the binary expansion
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValidationError("budget_usd", f"{value!r} is not an amount in USD") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValidationError("budget_usd", "must be a finite amount of at least 0")
+    return amount
+
+
+def _models(value: Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise ValidationError("models", "must be a list of model names")
+    names: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ValidationError("models", "each model name must be a non-empty string")
+        if item.strip() not in names:
+            names.append(item.strip())
+    if not names:
+        raise ValidationError("models", "give at least one model, or leave it unset for all")
+    return names
+
+
+def _name(value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("name", "is required")
+    name = " ".join(value.split())
+    if len(name) > MAX_KEY_NAME:
+        raise ValidationError("name", f"is longer than {MAX_KEY_NAME} characters")
+    return name
+
+
+def _expiry(value: datetime | None, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError("expires_at", "must be a date and time with a timezone")
+    expires = to_utc(value)
+    if expires <= now:
+        raise ValidationError("expires_at", "is in the past")
+    return expires
+
+
+async def create_key(
+    store: Store,
+    account_id: str,
+    *,
+    pepper: str | bytes,
+    name: str = "default",
+    rpm: int | None = None,
+    tpm: int | None = None,
+    concurrent: int | None = None,
+    budget_usd: Decimal | str | int | float | None = None,
+    models: Iterable[str] | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    """Issue a key for an account; the secret is in the result and nowhere else.
+
+    Limits left ``None`` fall back to the gateway's defaults. An unknown account raises
+    :class:`NotFoundError`, a deleted one :class:`ValidationError` on ``account_id``.
+    """
+    now = utcnow()
+    record = ApiKey(
+        id=new_id("key"), account_id=account_id, name=_name(name), prefix="", hash="",
+        created_at=now, expires_at=_expiry(expires_at, now), rpm=_limit("rpm", rpm),
+        tpm=_limit("tpm", tpm), concurrent=_limit("concurrent", concurrent),
+        budget_usd=_budget(budget_usd), models=_models(models),
+    )
+    _pepper_bytes(pepper)
+    account = await store.get_account(account_id)
+    if account is None:
+        raise NotFoundError("account", account_id)
+    if account.status == "deleted":
+        raise ValidationError("account_id", "the account is deleted")
+    return await _issue(store, record, pepper)
+
+
+async def _issue(store: Store, record: ApiKey, pepper: str | bytes) -> IssuedKey:
+    secret = generate_secret()
+    record.prefix = display_prefix(secret)
+    record.hash = hash_key(secret, pepper)
+    return IssuedKey(secret=secret, record=await store.create_key(record))
+
+
+async def rotate_key(store: Store, key_id: str, *, pepper: str | bytes) -> IssuedKey:
+    """Replace a key: a new secret with the same name, limits, models and expiry; the old key
+    is revoked once the new one is stored."""
+    _pepper_bytes(pepper)
+    old = await store.get_key(key_id)
+    if old is None:
+        raise NotFoundError("key", key_id)
+    if old.revoked:
+        raise ValidationError("key_id", "the key is revoked; create a new key instead")
+    if not key_is_usable(old):
+        raise ValidationError("key_id", "the key has expired; create a new key instead")
+    record = ApiKey(
+        id=new_id("key"), account_id=old.account_id, name=old.name, prefix="", hash="",
+        created_at=utcnow(), expires_at=old.expires_at, rpm=old.rpm, tpm=old.tpm,
+        concurrent=old.concurrent, budget_usd=old.budget_usd,
+        models=list(old.models) if old.models is not None else None,
+    )
+    issued = await _issue(store, record, pepper)
+    await store.revoke_key(key_id)
+    return issued
+
+
+async def revoke_key(store: Store, key_id: str) -> ApiKey:
+    """Revoke a key for good (idempotent); an unknown key raises :class:`NotFoundError`."""
+    return await store.revoke_key(key_id)
