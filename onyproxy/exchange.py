@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -88,6 +89,9 @@ class Exchange:
     usage: Usage = field(default_factory=Usage)
     cost_usd: Decimal | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    # Called by the forwarder as each attempt ends (not when cancelled), so plugins such as
+    # routing's circuit breaker learn from every try while the exchange is still running.
+    on_attempt: list[Callable[[Attempt], None]] = field(default_factory=list)
     provider: str | None = None  # the provider that answered
     provider_model: str | None = None
     status: int = 0

@@ -1,4 +1,4 @@
-"""Plugin ``routing``: per-request retry and timeout policy for the forwarder."""
+"""Plugin ``routing``: retry policy, target order per strategy, circuit breaker per target."""
 
 from plugins.routing.plugin import RoutingPlugin as Plugin
 
