@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -54,6 +56,18 @@ async def test_sqlite_connection_enforces_foreign_keys(tmp_path: Path) -> None:
     try:
         on = await store._run(lambda c: c.execute("PRAGMA foreign_keys").fetchone()[0])
         assert on == 1
+    finally:
+        await store.close()
+
+
+async def test_sqlite_work_runs_on_its_own_thread_not_the_event_loop(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path}/x.db")
+    assert isinstance(store, SQLiteStore)
+    try:
+        names = await asyncio.gather(
+            *(store._run(lambda _: threading.current_thread().name) for _ in range(5)))
+        assert len(set(names)) == 1 and names[0].startswith("onyproxy-sqlite")
+        assert names[0] != threading.current_thread().name
     finally:
         await store.close()
 

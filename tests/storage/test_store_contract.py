@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -236,6 +237,13 @@ async def test_usage_insert_returns_only_new_events_and_skips_duplicates(store: 
     assert await store.insert_usage_events([event("r2"), event("r3"), event("r3")]) == 1
     assert await store.insert_usage_events([]) == 0
     assert [e.request_id for e in await store.list_usage_events()] == ["r1", "r2", "r3"]
+
+
+async def test_concurrent_overlapping_usage_inserts_store_each_request_once(store: Store) -> None:
+    batches = [[event(f"r{(i + j) % 10}") for j in range(5)] for i in range(8)]
+    counts = await asyncio.gather(*(store.insert_usage_events(b) for b in batches))
+    assert sum(counts) == len({e.request_id for b in batches for e in b}) == 10
+    assert len(await store.list_usage_events()) == 10
 
 
 async def test_usage_event_reads_back_identically(store: Store) -> None:
