@@ -122,3 +122,6 @@ def _feed(converters: list[StreamConverter], events: list[Event]) -> list[Event]
     for converter in converters:
         events = [out for event in events for out in converter.feed(event)]
     return events
+
+
+from onyproxy.translate import anthropic  # noqa: F401,E402 (registers)
