@@ -48,7 +48,7 @@ def parse_config(text: str, source: str = "<memory>",
     config = build(GatewayConfig, raw, problems)
     if config is None:
         problems.raise_if_any()
-    plugins = _resolve_plugins(config.pipeline, problems)
+    plugins = _resolve_plugins(config, problems)
     check_references(config, problems)
     problems.raise_if_any()
     return replace(config, plugins=plugins, source=source)
@@ -69,13 +69,13 @@ def _parse_yaml(text: str, source: str) -> Any:
     return raw
 
 
-def _resolve_plugins(entries: list[dict[str, Any]], problems: Problems) -> list[PluginSpec]:
+def _resolve_plugins(config: GatewayConfig, problems: Problems) -> list[PluginSpec]:
     # Imported here: plugin discovery may import third-party code, which only loading needs.
     from onyproxy.plugin_loader import PluginNotFound, find_plugin
 
     specs: list[PluginSpec] = []
     seen: set[str] = set()
-    for index, entry in enumerate(entries):
+    for index, entry in enumerate(config.pipeline):
         path = join("pipeline", index)
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             problems.add(path, "expected a mapping with a 'name' (e.g. {name: auth})")
@@ -92,5 +92,16 @@ def _resolve_plugins(entries: list[dict[str, Any]], problems: Problems) -> list[
         options = {k: v for k, v in entry.items() if k != "name"}
         plugin_config = build(plugin.Config, options, problems, path)
         if plugin_config is not None:
+            _check_plugin(plugin, plugin_config, config, path, problems)
             specs.append(PluginSpec(name=name, plugin=plugin, config=plugin_config))
     return specs
+
+
+def _check_plugin(plugin: type, plugin_config: Any, config: GatewayConfig, path: str,
+                  problems: Problems) -> None:
+    """A plugin's checks that need the rest of the config (e.g. a backend that cannot work
+    with several workers): ``check_config(plugin_config, config)`` yields (key, message)."""
+    check = getattr(plugin, "check_config", None)
+    if check is not None:
+        for key, message in check(plugin_config, config):
+            problems.add(join(path, key) if key else path, message)

@@ -1,0 +1,196 @@
+"""Plugin ``ratelimit``: requests, tokens and concurrency per key, account and model.
+
+Algorithm: a sliding window log. Each scope keeps the time of every request (and the tokens of
+each) for the last 60 seconds; a request passes while fewer than ``rpm`` requests (and at most
+``tpm`` tokens, its own estimate included) lie in the 60 seconds before it. Why this one:
+
+- it is exact: no 60-second span ever holds more than the limit, so there is no 2x burst at a
+  fixed window's edge, and "rpm = 50" means exactly 50, which the exactness promise demands;
+- GCRA (a token bucket without the bucket) also avoids the edge burst in O(1) memory, but it
+  refills continuously: with a full burst allowed, a minute holds up to about twice the limit
+  (the burst plus the refill); it could not honour "exactly 50 of 100 in a minute" either;
+- a log can be corrected after the fact, which TPM needs: a reservation made from an estimate
+  is replaced by the provider's real usage when the call ends (streams included);
+- its cost is memory proportional to the limit (one entry per request per scope, for a minute),
+  which is small for per-key limits; the Redis keys expire with their content.
+
+Concurrency is a set of leases, one per call in flight, released in ``on_complete`` (which runs
+exactly once per exchange, also after errors and client disconnects). In Redis a lease also has
+an expiry, renewed while the call runs, so slots of a gateway that died free themselves.
+
+Backends: ``memory`` is exact within one process and refused with ``server.workers > 1`` (each
+worker would count alone); ``redis`` checks and records every scope in one atomic Lua script on
+Redis's clock, so any number of workers and machines share exact limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from onyproxy.config.errors import ConfigError
+from onyproxy.errors import GatewayError
+from onyproxy.exchange import Exchange
+from onyproxy.pipeline import Plugin
+from plugins.ratelimit.config import RateLimitConfig, check_config, memory_with_workers
+from plugins.ratelimit.estimate import estimate_tokens
+from plugins.ratelimit.headers import format_duration, rate_headers, retry_headers
+from plugins.ratelimit.memory import MemoryBackend
+from plugins.ratelimit.scopes import scopes_for
+from plugins.ratelimit.window import NEVER, Backend, BackendUnavailable, Outcome, Ticket
+
+log = logging.getLogger("onyproxy.ratelimit")
+
+Listener = Callable[[str, dict[str, str]], None]
+
+
+@dataclass
+class Counters:
+    """Totals since start, for the metrics collector to read (``onyproxy_ratelimited_total``).
+
+    ``rejected`` is keyed by (scope kind, limit): bounded labels, never a key or an IP.
+    """
+
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    failed_open: int = 0  # let through unchecked because the backend was unreachable
+    failed_closed: int = 0  # answered 503 because the backend was unreachable
+
+
+class RateLimitPlugin(Plugin):
+    """Checks every limited scope before the call; corrects tokens and frees slots after it."""
+
+    name = "ratelimit"
+    Config = RateLimitConfig
+    check_config = staticmethod(check_config)
+
+    def __init__(self, config: RateLimitConfig, gateway: Any,
+                 backend: Backend | None = None) -> None:
+        super().__init__(config, gateway)
+        workers = gateway.config.server.workers
+        if config.backend == "memory" and workers > 1:
+            # parse_config already refuses this; a config built in code must not slip through.
+            raise ConfigError([f"ratelimit.backend: {memory_with_workers(workers)}"])
+        self.backend = backend or _make_backend(config)
+        self.counters = Counters()
+        self.listeners: list[Listener] = []  # metrics hook: called with (event, labels)
+        self.down_since: float | None = None
+
+    async def start(self) -> None:
+        await self.backend.start()
+        ping = getattr(self.backend, "ping", None)
+        if ping is not None and self.config.failure_mode == "closed":
+            # Closed means no traffic without Redis: a load balancer should know.
+            self.gateway.readiness[self.name] = ping
+
+    async def stop(self) -> None:
+        await self.backend.stop()
+
+    async def on_request(self, ex: Exchange) -> None:
+        scopes = scopes_for(ex, self.config)
+        if not scopes:
+            return
+        ticket = Ticket(lease=uuid.uuid4().hex, scopes=scopes, tokens=estimate_tokens(ex.body))
+        # Kept before the call: if the client leaves while Redis answers, on_complete still
+        # releases whatever the script recorded.
+        ex.state[self.name] = ticket
+        try:
+            outcome = await self.backend.acquire(ticket)
+        except BackendUnavailable as exc:
+            ex.state.pop(self.name, None)
+            self._unavailable(str(exc))
+            return
+        self._available()
+        headers = rate_headers(scopes, outcome)
+        ex.response_headers.update(headers)
+        if not outcome.allowed:
+            ex.state.pop(self.name, None)
+            raise self._refusal(ticket, outcome, headers)
+
+    async def on_complete(self, ex: Exchange) -> None:
+        ticket = ex.state.pop(self.name, None)
+        if ticket is None:
+            return
+        try:
+            await self.backend.finish(ticket, used_tokens(ex, ticket))
+        except BackendUnavailable as exc:
+            # The lease expires by itself; the token reservation stands as an estimate.
+            self._unavailable(str(exc), during_request=False)
+        else:
+            self._available()
+
+    def _refusal(self, ticket: Ticket, outcome: Outcome, headers: dict[str, str]) -> GatewayError:
+        assert outcome.blocked is not None and outcome.reason is not None
+        scope = ticket.scopes[outcome.blocked]
+        self.counters.rejected[(scope.kind, outcome.reason)] += 1
+        self._emit("rejected", {"scope": scope.kind, "limit": outcome.reason})
+        return GatewayError(429, "rate_limit_error",
+                            refusal_message(scope.kind, outcome, ticket.tokens, scope.tpm),
+                            code="rate_limit_exceeded",
+                            headers={**headers, **retry_headers(outcome.retry_after_us)})
+
+    def _unavailable(self, error: str, during_request: bool = True) -> None:
+        """Apply ``failure_mode``; log the outage once, when it starts."""
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.error("ratelimit: the %s backend is unreachable (%s); failure_mode %s: %s",
+                      self.config.backend, error, self.config.failure_mode,
+                      "answering 503" if self.config.failure_mode == "closed"
+                      else "letting requests through unchecked")
+        if not during_request:
+            return
+        if self.config.failure_mode == "open":
+            self.counters.failed_open += 1
+            self._emit("failed_open", {})
+            return
+        self.counters.failed_closed += 1
+        self._emit("failed_closed", {})
+        raise GatewayError(503, "api_error",
+                           "Rate limiting is temporarily unavailable; please retry shortly.",
+                           code="rate_limit_unavailable")
+
+    def _available(self) -> None:
+        if self.down_since is not None:
+            log.warning("ratelimit: the %s backend is reachable again after %.1f s",
+                        self.config.backend, time.monotonic() - self.down_since)
+            self.down_since = None
+
+    def _emit(self, event: str, labels: dict[str, str]) -> None:
+        for listener in self.listeners:
+            listener(event, labels)
+
+
+def used_tokens(ex: Exchange, ticket: Ticket) -> int:
+    """What the call really cost: the provider's count, nothing if no provider answered, else
+    the estimate (e.g. the client left mid-stream before the usage arrived)."""
+    if ex.usage.reported:
+        return ex.usage.total_tokens
+    if ex.provider is None:
+        return 0
+    return ticket.tokens
+
+
+def refusal_message(kind: str, outcome: Outcome, tokens: int, tpm: int | None) -> str:
+    """Why a request was refused, naming the scope kind (never an id, a key or content)."""
+    if outcome.reason == "tokens" and outcome.retry_after_us == NEVER:
+        return (f"Request too large: it may use about {tokens} tokens (input estimate plus "
+                f"max_tokens), more than the {kind}'s limit of {tpm} tokens per minute.")
+    if outcome.retry_after_us == NEVER:
+        return f"This {kind} is not allowed any {outcome.reason} at the moment."
+    what = {"requests": "requests per minute", "tokens": "tokens per minute",
+            "concurrent": "concurrent requests"}[outcome.reason or "requests"]
+    wait = format_duration(outcome.retry_after_us or 0)
+    return f"Rate limit reached for {what} on this {kind}. Please try again in {wait}."
+
+
+def _make_backend(config: RateLimitConfig) -> Backend:
+    if config.backend == "redis":
+        # Imported here: the memory backend must work without the redis package loaded.
+        from plugins.ratelimit.redis_backend import RedisBackend
+
+        return RedisBackend(config)
+    return MemoryBackend()
