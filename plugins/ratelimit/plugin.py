@@ -29,7 +29,6 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,12 +45,16 @@ from plugins.ratelimit.window import NEVER, Backend, BackendUnavailable, Outcome
 
 log = logging.getLogger("onyproxy.ratelimit")
 
-Listener = Callable[[str, dict[str, str]], None]
+# How a refusal names its scope to the client (``Scope.kind`` is the bounded metric label).
+SCOPE_TITLES = {"key": "per API key", "account": "per account",
+                "model": "per model, all callers together", "key_model": "per caller and model",
+                "ip": "per client IP"}
 
 
 @dataclass
 class Counters:
-    """Totals since start, for the metrics collector to read (``onyproxy_ratelimited_total``).
+    """Totals of this process since start, for logs and tests; Prometheus gets the same facts
+    through ``gateway.metrics`` (see :mod:`onyproxy.metrics`).
 
     ``rejected`` is keyed by (scope kind, limit): bounded labels, never a key or an IP.
     """
@@ -77,7 +80,6 @@ class RateLimitPlugin(Plugin):
             raise ConfigError([f"ratelimit.backend: {memory_with_workers(workers)}"])
         self.backend = backend or _make_backend(config)
         self.counters = Counters()
-        self.listeners: list[Listener] = []  # metrics hook: called with (event, labels)
         self.down_since: float | None = None
 
     async def start(self) -> None:
@@ -108,13 +110,13 @@ class RateLimitPlugin(Plugin):
         headers = rate_headers(scopes, outcome)
         ex.response_headers.update(headers)
         if not outcome.allowed:
-            ex.state.pop(self.name, None)
-            raise self._refusal(ticket, outcome, headers)
+            raise self._refusal(ex, ticket, outcome, headers)
 
     async def on_complete(self, ex: Exchange) -> None:
-        ticket = ex.state.pop(self.name, None)
-        if ticket is None:
+        ticket = ex.state.get(self.name)
+        if not isinstance(ticket, Ticket) or ticket.finished:
             return
+        ticket.finished = True
         try:
             await self.backend.finish(ticket, used_tokens(ex, ticket))
         except BackendUnavailable as exc:
@@ -123,11 +125,13 @@ class RateLimitPlugin(Plugin):
         else:
             self._available()
 
-    def _refusal(self, ticket: Ticket, outcome: Outcome, headers: dict[str, str]) -> GatewayError:
+    def _refusal(self, ex: Exchange, ticket: Ticket, outcome: Outcome,
+                 headers: dict[str, str]) -> GatewayError:
         assert outcome.blocked is not None and outcome.reason is not None
         scope = ticket.scopes[outcome.blocked]
         self.counters.rejected[(scope.kind, outcome.reason)] += 1
-        self._emit("rejected", {"scope": scope.kind, "limit": outcome.reason})
+        # Nothing to release; what is left names the scope for onyproxy_ratelimited_total.
+        ex.state[self.name] = {"scope": scope.kind, "limit": outcome.reason}
         return GatewayError(429, "rate_limit_error",
                             refusal_message(scope.kind, outcome, ticket.tokens, scope.tpm),
                             code="rate_limit_exceeded",
@@ -143,12 +147,12 @@ class RateLimitPlugin(Plugin):
                       else "letting requests through unchecked")
         if not during_request:
             return
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.ratelimit_backend_failure(self.config.failure_mode)
         if self.config.failure_mode == "open":
             self.counters.failed_open += 1
-            self._emit("failed_open", {})
             return
         self.counters.failed_closed += 1
-        self._emit("failed_closed", {})
         raise GatewayError(503, "api_error",
                            "Rate limiting is temporarily unavailable; please retry shortly.",
                            code="rate_limit_unavailable")
@@ -158,10 +162,6 @@ class RateLimitPlugin(Plugin):
             log.warning("ratelimit: the %s backend is reachable again after %.1f s",
                         self.config.backend, time.monotonic() - self.down_since)
             self.down_since = None
-
-    def _emit(self, event: str, labels: dict[str, str]) -> None:
-        for listener in self.listeners:
-            listener(event, labels)
 
 
 def used_tokens(ex: Exchange, ticket: Ticket) -> int:
@@ -176,15 +176,16 @@ def used_tokens(ex: Exchange, ticket: Ticket) -> int:
 
 def refusal_message(kind: str, outcome: Outcome, tokens: int, tpm: int | None) -> str:
     """Why a request was refused, naming the scope kind (never an id, a key or content)."""
+    title = SCOPE_TITLES.get(kind, kind)
     if outcome.reason == "tokens" and outcome.retry_after_us == NEVER:
         return (f"Request too large: it may use about {tokens} tokens (input estimate plus "
-                f"max_tokens), more than the {kind}'s limit of {tpm} tokens per minute.")
-    if outcome.retry_after_us == NEVER:
-        return f"This {kind} is not allowed any {outcome.reason} at the moment."
+                f"max_tokens), more than the limit of {tpm} tokens per minute ({title}).")
     what = {"requests": "requests per minute", "tokens": "tokens per minute",
             "concurrent": "concurrent requests"}[outcome.reason or "requests"]
+    if outcome.retry_after_us == NEVER:
+        return f"No {what} are allowed at the moment ({title})."
     wait = format_duration(outcome.retry_after_us or 0)
-    return f"Rate limit reached for {what} on this {kind}. Please try again in {wait}."
+    return f"Rate limit reached for {what} ({title}). Please try again in {wait}."
 
 
 def _make_backend(config: RateLimitConfig) -> Backend:

@@ -39,14 +39,14 @@ def scopes_for(ex: Exchange, config: RateLimitConfig) -> tuple[Scope, ...]:
                             model.concurrent))
         if model.per_key is not None and caller is not None:
             limits = model.per_key
-            scopes.append(Scope(f"{caller[0]}|model:{ex.model}", f"{caller[1]} on model",
+            scopes.append(Scope(f"{caller[0]}|model:{ex.model}", "key_model",
                                 limits.rpm, limits.tpm, limits.concurrent))
     return tuple(scope for scope in scopes if scope.limited)
 
 
 def _caller(ex: Exchange) -> tuple[str, str] | None:
     if ex.identity is None:
-        return f"ip:{ex.client_ip or 'unknown'}", "client IP"
+        return f"ip:{ex.client_ip or 'unknown'}", "ip"
     if ex.identity.key_id:
         return f"key:{ex.identity.key_id}", "key"
     return None  # signed in without a key (e.g. a dashboard session): account limits apply

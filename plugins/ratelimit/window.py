@@ -33,8 +33,8 @@ class BackendUnavailable(Exception):
 class Scope:
     """Something limits apply to: a key, an account, a model, a key on a model, a client IP.
 
-    ``name`` is unique per scope and becomes part of the storage key; ``kind`` names the scope
-    to people (in messages) and to metrics (a bounded label).
+    ``name`` is unique per scope and becomes part of the storage key; ``kind`` is one of
+    ``key``, ``account``, ``model``, ``key_model``, ``ip``: a bounded metric label.
     """
 
     name: str
@@ -55,6 +55,7 @@ class Ticket:
     lease: str
     scopes: tuple[Scope, ...]
     tokens: int
+    finished: bool = False  # on_complete ran: never release twice
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from plugins.ratelimit import Plugin
 from plugins.ratelimit.config import Limits, ModelLimits, RateLimitConfig
 from plugins.ratelimit.estimate import estimate_tokens
 from plugins.ratelimit.headers import format_duration
+from plugins.ratelimit.memory import MemoryBackend
 from plugins.ratelimit.scopes import scopes_for
 from plugins.ratelimit.window import BackendUnavailable, Scope
 
@@ -30,9 +31,20 @@ def exchange(body: dict[str, Any] | None = None, identity: Identity | None = Non
                     user_agent=None, body=body or CHAT, model=model, identity=identity)
 
 
-def plugin(backend: Any = None, workers: int = 1, **options: Any) -> Plugin:
+class Metrics:
+    """Records the calls the plugin makes on ``gateway.metrics``."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def ratelimit_backend_failure(self, failure_mode: str) -> None:
+        self.failures.append(failure_mode)
+
+
+def plugin(backend: Any = None, workers: int = 1, metrics: Any = None,
+           **options: Any) -> Plugin:
     gateway = SimpleNamespace(config=make_config({"server": {"workers": workers}}),
-                              readiness={})
+                              readiness={}, metrics=metrics)
     return Plugin(RateLimitConfig(**options), gateway, backend=backend)
 
 
@@ -43,7 +55,7 @@ def key(key_id: str = "k1", account: str = "acme", **limits: Any) -> Identity:
 async def test_without_auth_the_client_ip_is_the_caller():
     config = RateLimitConfig(defaults=Limits(rpm=5))
     assert scopes_for(exchange(ip="192.0.2.9"), config) == \
-        (Scope("ip:192.0.2.9", "client IP", rpm=5),)
+        (Scope("ip:192.0.2.9", "ip", rpm=5),)
 
 
 async def test_key_and_account_limits_override_the_defaults():
@@ -61,7 +73,7 @@ async def test_model_limits_apply_to_everyone_and_per_key():
         concurrent=100, per_key=Limits(rpm=2))})
     assert scopes_for(exchange(identity=key()), config) == (
         Scope("model:mock-small", "model", concurrent=100),
-        Scope("key:k1|model:mock-small", "key on model", rpm=2),
+        Scope("key:k1|model:mock-small", "key_model", rpm=2),
     )
     assert scopes_for(exchange(identity=key(), model="other"), config) == ()
 
@@ -79,20 +91,22 @@ async def test_allowed_requests_carry_the_openai_headers():
 
 
 async def test_over_the_limit_is_a_429_with_retry_after():
-    limiter = plugin(defaults=Limits(rpm=1))
+    clock = iter([100.0, 112.5])
+    limiter = plugin(MemoryBackend(clock=lambda: next(clock)), defaults=Limits(rpm=1))
     await limiter.on_request(exchange(identity=key("secret-key-id")))
     ex = exchange(identity=key("secret-key-id"))
     with pytest.raises(GatewayError) as caught:
         await limiter.on_request(ex)
     err = caught.value
     assert (err.status, err.type, err.code) == (429, "rate_limit_error", "rate_limit_exceeded")
-    assert err.headers["retry-after"] == "60"
-    assert 59_000 < int(err.headers["retry-after-ms"]) <= 60_000
+    assert (err.headers["retry-after"], err.headers["retry-after-ms"]) == ("48", "47500")
     assert err.headers["x-ratelimit-remaining-requests"] == "0"
-    assert "requests per minute on this key" in err.message
-    assert "secret-key-id" not in err.message
+    assert err.headers["x-ratelimit-reset-requests"] == "47.5s"
+    assert err.message == ("Rate limit reached for requests per minute (per API key). "
+                           "Please try again in 47.5s.")
     assert limiter.counters.rejected[("key", "requests")] == 1
-    assert "ratelimit" not in ex.state  # nothing to release for a refused request
+    # What onyproxy_ratelimited_total reads; nothing to release for a refused request.
+    assert ex.state["ratelimit"] == {"scope": "key", "limit": "requests"}
 
 
 async def test_a_request_larger_than_the_token_limit_gets_no_retry_after():
@@ -143,8 +157,6 @@ class DownBackend:
     async def stop(self) -> None: ...
 
     async def acquire(self, ticket):
-        from plugins.ratelimit.memory import MemoryBackend
-
         self.calls += 1
         if not self.up:
             raise BackendUnavailable("ConnectionError")
@@ -164,10 +176,8 @@ async def test_failure_mode_closed_answers_503_and_logs_once(caplog):
 
 
 async def test_failure_mode_open_lets_through_counts_and_logs_the_recovery(caplog):
-    backend = DownBackend()
-    limiter = plugin(backend, defaults=Limits(rpm=5), failure_mode="open")
-    events: list[str] = []
-    limiter.listeners.append(lambda event, labels: events.append(event))
+    backend, metrics = DownBackend(), Metrics()
+    limiter = plugin(backend, metrics=metrics, defaults=Limits(rpm=5), failure_mode="open")
     with caplog.at_level(logging.WARNING, logger="onyproxy.ratelimit"):
         for _ in range(3):
             ex = exchange()
@@ -178,7 +188,7 @@ async def test_failure_mode_open_lets_through_counts_and_logs_the_recovery(caplo
         await limiter.on_request(exchange())
         await limiter.on_request(exchange())
     assert limiter.counters.failed_open == 3
-    assert events == ["failed_open"] * 3
+    assert metrics.failures == ["open"] * 3
     messages = [r.getMessage() for r in caplog.records if r.name == "onyproxy.ratelimit"]
     assert len(messages) == 2
     assert "unreachable" in messages[0] and "letting requests through" in messages[0]

@@ -235,7 +235,7 @@ async def test_redis_reloads_the_script_after_a_flush_and_keys_expire(redis_url,
 async def test_memory_forgets_idle_scopes(clock):
     backend = MemoryBackend(clock=clock)
     for index in range(50):
-        await backend.acquire(ticket(Scope(f"ip:{index}", "client IP", rpm=5)))
+        await backend.acquire(ticket(Scope(f"ip:{index}", "ip", rpm=5)))
     clock.now += 61
-    await backend.acquire(ticket(Scope("ip:new", "client IP", rpm=5)))
+    await backend.acquire(ticket(Scope("ip:new", "ip", rpm=5)))
     assert set(backend.logs) == {"ip:new"}
