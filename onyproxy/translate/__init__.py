@@ -124,4 +124,8 @@ def _feed(converters: list[StreamConverter], events: list[Event]) -> list[Event]
     return events
 
 
-from onyproxy.translate import anthropic  # noqa: F401,E402 (registers)
+# Last, as importing each of these registers its translations with the functions above.
+from onyproxy.translate import (  # noqa: E402
+    anthropic,  # noqa: F401
+    responses,  # noqa: F401
+)
