@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pydantic
 import pytest
-from fakes.openai_upstream import start_fake_openai
-from openai import AsyncOpenAI, BadRequestError
+from fakes.openai_upstream import Behaviour, start_fake_openai
+from openai import APIError, AsyncOpenAI, BadRequestError
 from openai.types.responses import Response, ResponseStreamEvent
 
 from onyproxy.appkeys import GATEWAY
@@ -232,3 +232,17 @@ async def test_an_answer_cut_by_max_output_tokens_is_incomplete(chat_only):
     events = await stream_events(client, model="gpt-c", input="one two three four",
                                  max_output_tokens=2)
     assert events[-1].type == "response.incomplete"
+
+
+async def test_a_stream_that_breaks_mid_way_ends_in_an_error_for_the_client(chat_only):
+    client, fake = chat_only
+    fake.script(Behaviour.drop_stream(after_events=3))
+    stream = await client.responses.create(model="gpt-c", input="one two three four five",
+                                           stream=True)
+    seen = []
+    with pytest.raises(APIError) as caught:
+        async for event in stream:
+            seen.append(event.type)
+    assert "response.output_text.delta" in seen and "response.completed" not in seen
+    assert "'chat'" in caught.value.message
+    assert len(fake.requests) == 1
