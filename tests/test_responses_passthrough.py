@@ -112,8 +112,11 @@ async def upstream(aiohttp_server) -> tuple[FakeResponses, str]:
 async def served(gateway, upstream):
     fake, base_url = upstream
     server = await gateway({
-        "providers": {"oa": {"type": "openai", "base_url": base_url, "api_key": "sk-oa"}},
-        "models": {"gpt-r": {"targets": [{"provider": "oa", "model": "gpt-4.1-mini"}]}},
+        "providers": {"oa": {"type": "openai", "base_url": base_url, "api_key": "sk-oa"},
+                      "mock": {"type": "mock"}},
+        "models": {"gpt-r": {"targets": [{"provider": "oa", "model": "gpt-4.1-mini"}]},
+                   "mixed": {"targets": [{"provider": "mock", "model": "echo"},
+                                         {"provider": "oa", "model": "gpt-4.1-mini"}]}},
         "pipeline": [{"name": "routing", "retries": 0, "timeout_s": 5},
                      {"name": "test_responses_passthrough:UsageRecorder"}],
     })
@@ -158,6 +161,16 @@ async def test_stream_is_relayed_event_by_event_and_its_usage_read(served):
         "Hi there"
     (_, usage), = recorded(server)
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (36, 87, 12)
+
+
+async def test_a_target_that_cannot_run_a_built_in_tool_is_skipped_for_one_that_can(served):
+    _, fake, client = served
+    raw = await client.responses.with_raw_response.create(
+        model="mixed", input="news today?", tools=[{"type": "web_search"}])
+    assert raw.headers["x-onyproxy-provider"] == "oa"
+    assert fake.bodies[0]["tools"] == [{"type": "web_search"}]
+    response = await client.responses.create(model="mixed", input="plain")
+    assert response.output_text == "echo: plain"  # the mock, first in line, when it can
 
 
 def test_read_usage_understands_responses_bodies_and_stream_events():
