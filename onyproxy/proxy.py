@@ -66,7 +66,7 @@ async def _run(request: web.Request, gw: Gateway, ex: Exchange,
     ex.targets = list(model.targets)
     await gw.pipeline.request(ex)
     ctx = translate.Context(model=ex.model, operation=ex.operation, request=ex.body,
-                            include_usage=op.wants_usage_chunk(ex.body))
+                            include_usage=op.wants_usage_chunk(ex.body), stream=ex.stream)
     reply = await forward(gw, ex, ctx)
     try:
         if reply.events is not None:

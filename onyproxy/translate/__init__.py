@@ -25,6 +25,7 @@ class Context:
     operation: str
     request: dict[str, Any] = field(default_factory=dict)  # the client's request, its shape
     include_usage: bool = False  # OpenAI stream clients that asked for the usage chunk
+    stream: bool = False  # the client asked for a stream (Gemini says so in the URL, not the body)
 
 
 class StreamConverter(Protocol):
@@ -127,5 +128,6 @@ def _feed(converters: list[StreamConverter], events: list[Event]) -> list[Event]
 # Last, as importing each of these registers its translations with the functions above.
 from onyproxy.translate import (  # noqa: E402
     anthropic,  # noqa: F401
+    gemini,  # noqa: F401
     responses,  # noqa: F401
 )
