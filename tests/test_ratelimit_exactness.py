@@ -113,7 +113,8 @@ async def two_gateways(tmp_path, redis, gate):
     started: list[GatewayProcess] = []
 
     async def start(defaults: dict[str, int]) -> list[GatewayProcess]:
-        limiter = {"backend": "redis", "url": redis.url, "defaults": defaults}
+        # A generous Redis timeout: on a loaded test machine, slow is not down.
+        limiter = {"backend": "redis", "url": redis.url, "defaults": defaults, "timeout_s": 5}
         for name in ("a", "b"):
             (tmp_path / name).mkdir()
             started.append(GatewayProcess(config(gate, limiter), tmp_path / name,
@@ -174,7 +175,7 @@ async def test_a_slot_is_released_when_the_client_leaves_mid_stream(gateway, gat
                                                                       request):
     limiter: dict[str, Any] = {"backend": backend, "defaults": {"concurrent": 1}}
     if backend == "redis":
-        limiter["url"] = request.getfixturevalue("redis").url
+        limiter.update(url=request.getfixturevalue("redis").url, timeout_s=5)
     server = await gateway(config(gate, limiter))
     url = server.make_url("/v1/chat/completions")
     stream = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}

@@ -65,7 +65,7 @@ class RateLimitConfig:
         "doc": "per model name clients ask for (see ModelLimits)"})
     failure_mode: Literal["closed", "open"] = field(default="closed", metadata={
         "doc": "Redis unreachable: closed answers 503, open lets traffic through"})
-    timeout_s: float = field(default=0.5, metadata={
+    timeout_s: float = field(default=1.0, metadata={
         "check": _positive, "doc": "longest wait for Redis before it counts as unreachable"})
     lease_s: float = field(default=60.0, metadata={
         "check": _positive,

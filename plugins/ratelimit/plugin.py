@@ -117,8 +117,11 @@ class RateLimitPlugin(Plugin):
         if not isinstance(ticket, Ticket) or ticket.finished:
             return
         ticket.finished = True
+        used = used_tokens(ex, ticket)
+        if not needs_finish(ticket, used):
+            return  # only rpm limits, or the estimate was exact: spare the round-trip
         try:
-            await self.backend.finish(ticket, used_tokens(ex, ticket))
+            await self.backend.finish(ticket, used)
         except BackendUnavailable as exc:
             # The lease expires by itself; the token reservation stands as an estimate.
             self._unavailable(str(exc), during_request=False)
@@ -172,6 +175,12 @@ def used_tokens(ex: Exchange, ticket: Ticket) -> int:
     if ex.provider is None:
         return 0
     return ticket.tokens
+
+
+def needs_finish(ticket: Ticket, used: int) -> bool:
+    """Whether the exchange left anything to release or correct."""
+    return any(s.concurrent is not None or (s.tpm is not None and used != ticket.tokens)
+               for s in ticket.scopes)
 
 
 def refusal_message(kind: str, outcome: Outcome, tokens: int, tpm: int | None) -> str:

@@ -1,8 +1,9 @@
 """The ``redis`` backend: windows shared by every gateway process through one Redis.
 
-One EVALSHA per request on the way in (every scope checked and recorded atomically) and one on
-the way out (usage corrected, slot released). redis-py's ``Script`` sends EVALSHA and falls back
-to loading the script when Redis answers NOSCRIPT (after a restart or a failover).
+One EVALSHA per request on the way in (every scope checked and recorded atomically), and one on
+the way out only when there is something to do there (a slot to release, an estimate to
+correct). redis-py's ``Script`` sends EVALSHA and falls back to loading the script when Redis
+answers NOSCRIPT (after a restart or a failover).
 """
 
 from __future__ import annotations

@@ -254,3 +254,25 @@ def test_config_mistakes_name_their_key():
         "(e.g. redis://127.0.0.1:6379/0)",
         "test.yaml: pipeline[1].model_limits.gpt-9: unknown model 'gpt-9' (known: mock-small)",
     ]
+
+
+class CountingBackend(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished = 0
+
+    async def finish(self, ticket, used_tokens: int) -> None:
+        self.finished += 1
+        await super().finish(ticket, used_tokens)
+
+
+@pytest.mark.parametrize(("defaults", "round_trips"), [
+    (Limits(rpm=5), 0), (Limits(rpm=5, tpm=100), 1), (Limits(concurrent=5), 1)])
+async def test_on_complete_calls_the_backend_only_when_there_is_work(defaults, round_trips):
+    backend = CountingBackend()
+    limiter = plugin(backend, defaults=defaults)
+    ex = exchange()
+    await limiter.on_request(ex)
+    ex.usage.prompt_tokens, ex.usage.reported = 3, True  # not the estimate of 10
+    await limiter.on_complete(ex)
+    assert backend.finished == round_trips
