@@ -6,9 +6,10 @@ so every boundary is checked to the microsecond without sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import pytest
 from redis_server import RedisServer
@@ -35,12 +36,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> AsyncIterator[str]:
+def redis_url(tmp_path_factory) -> Iterator[str]:
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server.url
 
 
-def redis_backend(url: str, clock: Clock, lease_s: float = 60.0) -> RedisBackend:
+def redis_backend(url: str, clock: Clock | None, lease_s: float = 60.0) -> RedisBackend:
     config = RateLimitConfig(backend="redis", url=url, prefix=f"t{uuid.uuid4().hex}:",
                              lease_s=lease_s)
     return RedisBackend(config, clock=clock)
@@ -214,6 +215,25 @@ async def test_redis_leases_of_running_calls_are_renewed(redis_url, clock):
         assert not (await backend.acquire(ticket(scope))).allowed
         await backend.finish(call, 1)
         assert (await backend.acquire(ticket(scope))).allowed
+    finally:
+        await backend.stop()
+
+
+async def test_redis_renews_leases_in_the_background_on_its_own_clock(redis_url):
+    backend = redis_backend(redis_url, None, lease_s=3)  # Redis TIME; renewed every second
+    call = ticket(Scope("k", "key", concurrent=1))
+    await backend.start()
+    try:
+        assert (await backend.acquire(call)).allowed
+        leases = backend.keys(call.scopes[0])[3]
+        first = await backend.client.zscore(leases, call.lease)
+        for _ in range(600):
+            if (await backend.client.zscore(leases, call.lease) or 0) > first:
+                break
+            await asyncio.sleep(0.05)
+        assert (await backend.client.zscore(leases, call.lease) or 0) > first
+        await backend.finish(call, 1)
+        assert await backend.client.zscore(leases, call.lease) is None
     finally:
         await backend.stop()
 
