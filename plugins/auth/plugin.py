@@ -1,0 +1,190 @@
+"""Auth: who is calling, from the API key the client's SDK sends.
+
+``on_request`` reads the key (see :mod:`.credentials`), hashes it with the gateway's pepper and
+looks the hash up, through a short-lived per-process cache (see :mod:`.cache`) so that steady
+traffic costs no database round-trip. A missing, unknown, revoked or expired key, or a key of a
+suspended or deleted account, is a 401 with one and the same message, so the answer tells a
+guesser nothing. A key limited to some models gets a 403 naming the model for any other.
+Wrong keys from one address are slowed, then blocked with 429 (see :mod:`.failures`).
+
+When the store cannot be reached, keys verified within ``stale_ttl_s`` keep working and any
+other key gets a 503 (not a 401: the key may well be valid); ``/readyz`` reports the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from onyproxy.errors import GatewayError
+from onyproxy.exchange import Exchange, Identity
+from onyproxy.keys import hash_key, key_is_usable, looks_like_key
+from onyproxy.pipeline import Plugin
+from onyproxy.storage import ApiKey, StorageError
+from plugins.auth.cache import KeyCache, Lookup
+from plugins.auth.config import AuthConfig
+from plugins.auth.credentials import read_key
+from plugins.auth.failures import FailureTracker
+from plugins.auth.last_used import LastUsed
+
+log = logging.getLogger("onyproxy.auth")
+
+INVALID_KEY = ("Invalid API key. Send a valid onyproxy key as 'Authorization: Bearer <key>' "
+               "(or in the x-api-key or x-goog-api-key header).")
+# After a store failure, lookups fail fast for this long instead of each waiting for the
+# driver's own timeout (seconds on MongoDB), so an outage does not pile up requests.
+OUTAGE_BACKOFF_S = 1.0
+LIMIT_FIELDS = ("rpm", "tpm", "concurrent", "budget_usd")
+
+
+def unauthorized() -> GatewayError:
+    """The one 401 for every key problem."""
+    return GatewayError(401, "authentication_error", INVALID_KEY, code="invalid_api_key")
+
+
+class AuthPlugin(Plugin):
+    """Sets ``ex.identity`` from the caller's API key, or refuses the request."""
+
+    name = "auth"
+    Config = AuthConfig
+
+    def __init__(self, config: AuthConfig, gateway: Any,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        super().__init__(config, gateway)
+        self.pepper = gateway.config.security.key_pepper
+        if not self.pepper:
+            raise ValueError("the auth plugin needs security.key_pepper (resolved at start)")
+        self._clock = clock
+        self._sleep = sleep
+        self.cache = KeyCache(config.cache_ttl_s, config.negative_ttl_s, config.stale_ttl_s,
+                              clock)
+        self.failures = FailureTracker(config.failures, clock)
+        self.last_used = LastUsed(lambda: self.gateway.store, config.last_used_interval_s)
+        self._loading: dict[str, asyncio.Future[Lookup]] = {}
+        self._store_down_until = 0.0
+
+    async def start(self) -> None:
+        self.last_used.start()
+
+    async def stop(self) -> None:
+        await self.last_used.stop()
+
+    def forget_keys(self) -> None:
+        """Drop every cached lookup (the admin API calls this after it changed keys or
+        accounts, so this worker applies the change at once; others within ``cache_ttl_s``)."""
+        self.cache.clear()
+
+    async def on_request(self, ex: Exchange) -> None:
+        """Authenticate the caller and check the model against the key's allow-list."""
+        address = ex.client_ip or "unknown"
+        wait = self.failures.blocked_for(address)
+        if wait > 0:
+            raise self._blocked(wait)
+        secret = read_key(ex.headers, ex.query)
+        if secret is None:
+            raise unauthorized()  # no key is a client bug, not a guess: not counted
+        lookup = await self._verify(secret)
+        if lookup is None:
+            await self._failed(address)
+            raise unauthorized()
+        key, account = lookup.key, lookup.account
+        assert key is not None and account is not None
+        if ex.model and key.models is not None and ex.model not in key.models:
+            raise GatewayError(
+                403, "permission_error",
+                f"This API key may not use the model '{ex.model}' (allowed: "
+                f"{', '.join(key.models)}).", param="model", code="model_not_allowed")
+        ex.identity = Identity(account_id=account.id, key_id=key.id, role=account.role,
+                               limits=_limits(key), allowed_models=key.models)
+        self.last_used.note(key.id)
+
+    async def _verify(self, secret: str) -> Lookup | None:
+        """The lookup of a usable key for ``secret``, or ``None`` when it is not one."""
+        if not looks_like_key(secret):
+            return None  # never hashed or looked up: junk costs nothing
+        key_hash = hash_key(secret, self.pepper)
+        lookup = await self._lookup(key_hash)
+        key, account = lookup.key, lookup.account
+        if key is None or account is None or account.status != "active":
+            return None
+        # The store found the record by this hash; comparing again in constant time keeps the
+        # decision itself free of timing differences, whatever the store's index does.
+        if not hmac.compare_digest(key.hash, key_hash) or not key_is_usable(key):
+            return None
+        return lookup
+
+    async def _lookup(self, key_hash: str) -> Lookup:
+        cached = self.cache.fresh(key_hash)
+        if cached is not None:
+            return cached
+        try:
+            return await self._load_once(key_hash)
+        except StorageError:
+            stale = self.cache.stale(key_hash)
+            if stale is not None:
+                return stale
+            raise GatewayError(503, "api_error",
+                               "The gateway cannot verify API keys right now; try again "
+                               "shortly.", code="auth_unavailable",
+                               headers={"retry-after": "5"}) from None
+
+    async def _load_once(self, key_hash: str) -> Lookup:
+        """One store read per hash at a time, however many requests wait for it; shielded so a
+        client that leaves does not cancel it for the others."""
+        pending = self._loading.get(key_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(key_hash))
+            self._loading[key_hash] = pending
+            pending.add_done_callback(lambda done: self._loaded(key_hash, done))
+        return await asyncio.shield(pending)
+
+    def _loaded(self, key_hash: str, done: asyncio.Future[Lookup]) -> None:
+        self._loading.pop(key_hash, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here: every waiter may have gone
+
+    async def _load(self, key_hash: str) -> Lookup:
+        if self._clock() < self._store_down_until:
+            raise StorageError("the store failed a moment ago")
+        store = self.gateway.store
+        try:
+            key: ApiKey | None = await store.get_key_by_hash(key_hash)
+            account = await store.get_account(key.account_id) if key is not None else None
+        except StorageError:
+            self._store_down_until = self._clock() + OUTAGE_BACKOFF_S
+            raise
+        return self.cache.put(key_hash, key, account)
+
+    async def _failed(self, address: str) -> None:
+        delay, blocked = self.failures.fail(address)
+        if blocked:
+            log.warning("client %s blocked for %gs after %d wrong API keys within %gs",
+                        address, self.config.failures.block_s, self.config.failures.max,
+                        self.config.failures.window_s)
+        if delay > 0:
+            await self._sleep(delay)
+
+    def _blocked(self, wait: float) -> GatewayError:
+        metrics = self.gateway.metrics
+        if metrics is not None and hasattr(metrics, "ratelimited"):
+            # Not a 401, so the core does not count it as an auth failure; nor is it the
+            # ratelimit plugin's rate_limit_exceeded. Counted here, once, as an IP limit.
+            metrics.ratelimited("ip")
+        seconds = max(1, math.ceil(wait))
+        return GatewayError(
+            429, "rate_limit_error",
+            f"Too many requests with invalid API keys from this address; try again in "
+            f"{seconds} seconds.", code="too_many_auth_failures",
+            headers={"retry-after": str(seconds)})
+
+
+def _limits(key: ApiKey) -> dict[str, Any]:
+    """The key's own limits, for the ratelimit and budget plugins (unset ones left out)."""
+    return {name: value for name in LIMIT_FIELDS
+            if (value := getattr(key, name)) is not None}
