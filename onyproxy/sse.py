@@ -17,7 +17,7 @@ DONE = "[DONE]"
 class Event:
     """One SSE event: optional ``event`` name and its ``data`` text (JSON, or ``[DONE]``)."""
 
-    __slots__ = ("_json", "data", "event", "raw")
+    __slots__ = ("_json", "data", "event", "more_ready", "raw")
 
     def __init__(self, data: str, event: str | None = None, raw: bytes | None = None,
                  obj: Any = None) -> None:
@@ -25,6 +25,7 @@ class Event:
         self.event = event
         self.raw = raw  # exact bytes as received; None once changed or when built locally
         self._json = obj
+        self.more_ready = False  # another event was received with this one (see parse_sse)
 
     @classmethod
     def of(cls, obj: Any, event: str | None = None) -> Event:
@@ -59,32 +60,70 @@ class Event:
         return f"{head}{lines}\n".encode()
 
 
-async def parse_sse(lines: AsyncIterator[bytes]) -> AsyncIterator[Event]:
-    """Yield events from an iterator of lines (as ``aiohttp`` ``StreamReader`` gives them)."""
+async def parse_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[Event]:
+    """Yield events from byte chunks split anywhere (network reads, or lines).
+
+    Events that arrive together in one chunk are yielded with ``more_ready`` set on all but the
+    last, so a relay can write them with one send instead of one each.
+    """
+    buffer = b""
+    async for chunk in chunks:
+        buffer = buffer + chunk if buffer else bytes(chunk)
+        if b"\r" in buffer:
+            buffer = _normalised(buffer)
+        events, buffer = _split(buffer)
+        if events:
+            for event in events[:-1]:
+                event.more_ready = True
+            for event in events:
+                yield event
+    if buffer.endswith(b"\r"):
+        buffer = buffer[:-1] + b"\n"
+    block = buffer.lstrip(b"\n").rstrip(b"\n")
+    if block:
+        event = _event(block, block + b"\n\n")
+        if event is not None:
+            yield event
+
+
+def _split(buffer: bytes) -> tuple[list[Event], bytes]:
+    """The complete events at the start of ``buffer`` (LF-framed), and the rest."""
+    events: list[Event] = []
+    start, size = 0, len(buffer)
+    while True:
+        while start < size and buffer[start] == 10:  # blank lines between events
+            start += 1
+        end = buffer.find(b"\n\n", start)
+        if end < 0:
+            return events, buffer[start:]
+        event = _event(buffer[start:end], buffer[start:end + 2])
+        if event is not None:
+            events.append(event)
+        start = end + 2
+
+
+def _event(block: bytes, raw: bytes) -> Event | None:
+    """One event from its lines (without the blank line that ended it); ``None`` if no data."""
+    if block.startswith(b"data: ") and b"\n" not in block:  # the usual single data line
+        return Event(block[6:].decode("utf-8"), None, raw)
     data: list[str] = []
     name: str | None = None
-    raw = bytearray()
-    async for line in lines:
-        raw += line
-        text = line.decode("utf-8").rstrip("\r\n")
-        if not text:
-            if data:
-                yield Event("\n".join(data), name, _normalised(raw))
-            data, name, raw = [], None, bytearray()
-            continue
-        field, _, value = text.partition(":")
+    for line in block.decode("utf-8").split("\n"):
+        field, _, value = line.partition(":")
         if value.startswith(" "):
             value = value[1:]
         if field == "data":
             data.append(value)
         elif field == "event":
             name = value
-    if data:
-        yield Event("\n".join(data), name, _normalised(raw) + b"\n")
+    return Event("\n".join(data), name, raw) if data else None
 
 
-def _normalised(raw: bytearray) -> bytes:
-    # Some upstreams end events with CRLF; clients of the gateway always get LF-framed events.
-    if b"\r" in raw:
-        return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").__bytes__()
-    return bytes(raw)
+def _normalised(buffer: bytes) -> bytes:
+    # Some upstreams end lines with CRLF (or CR); clients of the gateway always get LF-framed
+    # events. A CR at the very end is kept: its LF may come with the next chunk.
+    held = buffer.endswith(b"\r")
+    if held:
+        buffer = buffer[:-1]
+    buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return buffer + b"\r" if held else buffer

@@ -66,7 +66,7 @@ def _parse_body(raw: bytes, provider: str) -> dict[str, Any]:
 
 async def _events(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[Event]:
     try:
-        async for event in parse_sse(resp.content):
+        async for event in parse_sse(resp.content.iter_any()):
             yield event
     except TimeoutError:
         raise UpstreamError(provider, 504, "timeout",
