@@ -162,3 +162,28 @@ async def test_redis_down_with_failure_mode_open_lets_requests_through(gateway, 
     assert len(lines) == 1 and "letting requests through unchecked" in lines[0]
     async with aiohttp.ClientSession() as http:
         assert (await http.get(server.make_url("/readyz"))).status == 200
+
+
+async def test_behind_auth_each_key_has_its_own_limits(gateway):
+    """With the auth plugin in front, the caller is the API key and its own rpm wins."""
+    from onyproxy.accounts import create_account
+    from onyproxy.keys import create_key
+
+    pepper = "ratelimit-pepper-0123456789abcdef"
+    server = await gateway({"security": {"key_pepper": pepper}, "pipeline": [
+        {"name": "auth", "negative_ttl_s": 0}, *pipeline(defaults={"rpm": 100})["pipeline"]]})
+    store = server.app[GATEWAY].store
+    account = await create_account(store, email="ada@example.com", name="Ada")
+    strict = (await create_key(store, account.id, pepper=pepper, name="strict", rpm=2)).secret
+    plain = (await create_key(store, account.id, pepper=pepper, name="plain")).secret
+    statuses = {}
+    async with aiohttp.ClientSession() as http:
+        for name, secret in (("strict", strict), ("plain", plain)):
+            statuses[name] = []
+            for _ in range(3):
+                async with http.post(server.make_url("/v1/chat/completions"), json=CHAT,
+                                     headers={"authorization": f"Bearer {secret}"}) as resp:
+                    statuses[name].append(resp.status)
+                    limit = resp.headers["x-ratelimit-limit-requests"]
+            statuses[name].append(int(limit))
+    assert statuses == {"strict": [200, 200, 429, 2], "plain": [200, 200, 200, 100]}
