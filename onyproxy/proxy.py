@@ -112,7 +112,10 @@ async def respond_json(gw: Gateway, ex: Exchange, reply: Reply,
 
 async def relay_stream(request: web.Request, gw: Gateway, ex: Exchange, reply: Reply,
                        ctx: translate.Context) -> web.StreamResponse:
-    """Relay events as they arrive; never buffered, never retried once started."""
+    """Relay events as they arrive; never held back, never retried once started.
+
+    Events received together (``Event.more_ready``) are written together, with one send.
+    """
     assert reply.events is not None
     events = reply.events if reply.shape == ex.shape else \
         translate.stream(reply.events, ex.shape, reply.shape, ctx)
@@ -122,21 +125,26 @@ async def relay_stream(request: web.Request, gw: Gateway, ex: Exchange, reply: R
     resp = web.StreamResponse(status=200, headers={
         **_headers(ex), "content-type": "text/event-stream", "cache-control": "no-cache"})
     await resp.prepare(request)
+    ready: list[bytes] = []
     try:
         async for event in events:
-            if strip_usage and _is_usage_chunk(event):
-                continue
-            if gw.pipeline.has_chunk_hooks:
-                await gw.pipeline.chunk(ex, event)
-            if ex.first_token_at is None:
-                ex.first_token_at = time.monotonic()
-            await resp.write(event.encode())
+            if not (strip_usage and _is_usage_chunk(event)):
+                if gw.pipeline.has_chunk_hooks:
+                    await gw.pipeline.chunk(ex, event)
+                if ex.first_token_at is None:
+                    ex.first_token_at = time.monotonic()
+                ready.append(event.encode())
+            if ready and not event.more_ready:
+                await resp.write(b"".join(ready))
+                ready.clear()
     except (UpstreamError, GatewayError) as exc:
         err = exc if isinstance(exc, GatewayError) else \
             GatewayError(exc.status, "api_error", exc.message, code="upstream_stream_error")
         ex.error = err
         ex.flags.add("stream_error")
-        await resp.write(stream_error_event(ex.surface, err).encode())
+        ready.append(stream_error_event(ex.surface, err).encode())
+    if ready:
+        await resp.write(b"".join(ready))
     await resp.write_eof()
     return resp
 
