@@ -7,7 +7,7 @@ from functools import partial
 from aiohttp import web
 
 from onyproxy.proxy import handle
-from onyproxy.surfaces import openai, responses
+from onyproxy.surfaces import anthropic, openai, responses
 from onyproxy.surfaces.models import list_models
 from onyproxy.surfaces.ops import healthz, readyz
 
@@ -16,6 +16,7 @@ def add_routes(app: web.Application) -> None:
     """Client API, then operations endpoints."""
     app.router.add_post("/v1/chat/completions", partial(handle, op=openai.CHAT))
     app.router.add_post("/v1/embeddings", partial(handle, op=openai.EMBEDDINGS))
+    app.router.add_post("/v1/messages", partial(handle, op=anthropic.MESSAGES))
     app.router.add_post("/v1/responses", partial(handle, op=responses.RESPONSES))
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from onyproxy.config.model import ProviderConfig
+from onyproxy.providers.anthropic import AnthropicAdapter
 from onyproxy.providers.base import Adapter, Reply, UpstreamError
 from onyproxy.providers.mock import MockAdapter
 from onyproxy.providers.openai import OpenAIAdapter
@@ -14,6 +15,7 @@ __all__ = ["ADAPTERS", "Adapter", "Reply", "UpstreamError", "build_adapters"]
 ADAPTERS: dict[str, type[Adapter]] = {
     OpenAIAdapter.type: OpenAIAdapter,
     MockAdapter.type: MockAdapter,
+    AnthropicAdapter.type: AnthropicAdapter,
 }
 
 
