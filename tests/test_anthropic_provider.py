@@ -184,3 +184,31 @@ async def test_overloaded_error_inside_a_stream_reaches_the_client_as_an_error(c
     with pytest.raises(openai.APIError, match="overloaded_error"):
         async for _ in stream:
             pass
+
+
+async def test_images_and_consecutive_user_turns_reach_anthropic_as_one_turn(client, claude):
+    pixel = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gA"
+             "AAABJRU5ErkJggg==")
+    await client.chat.completions.create(model="claude-test", messages=[
+        {"role": "user", "content": [
+            {"type": "text", "text": "compare"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{pixel}"}}]},
+        {"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.com/b.webp"}}]}])
+    assert claude[1].last.body["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "compare"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                     "data": pixel}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/b.webp"}}]}]
+
+
+@pytest.mark.parametrize(("extra", "finish", "content"), [
+    ({"max_tokens": 2}, "length", "echo: one"),
+    ({"stop": ["three"]}, "stop", "echo: one two "),
+])
+async def test_limits_and_stop_sequences_give_openai_finish_reasons(client, claude, extra,
+                                                                    finish, content):
+    answer = await client.chat.completions.create(
+        model="claude-test", messages=[{"role": "user", "content": "one two three"}], **extra)
+    assert answer.choices[0].finish_reason == finish
+    assert answer.choices[0].message.content == content

@@ -129,6 +129,7 @@ def user_messages(blocks: list[Any], where: str) -> list[dict[str, Any]]:
         if kind == "tool_result":
             tool_messages.append(tool_message(block, f"{where}.{index}"))
         elif kind == "text":
+            # cache_control markers are dropped: OpenAI caches long prefixes by itself.
             parts.append({"type": "text", "text": block.get("text", "")})
         elif kind == "image":
             parts.append(image_part(block, f"{where}.{index}"))
