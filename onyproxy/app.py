@@ -10,6 +10,7 @@ from aiohttp import web
 from onyproxy.appkeys import CONFIG, GATEWAY
 from onyproxy.config.model import GatewayConfig
 from onyproxy.gateway import Gateway
+from onyproxy.metrics import Metrics
 from onyproxy.middleware import gateway_middleware
 from onyproxy.pipeline import Pipeline
 from onyproxy.providers import build_adapters
@@ -42,6 +43,7 @@ async def gateway_context(app: web.Application) -> AsyncIterator[None]:
     gw = Gateway(config=config, session=session,
                  adapters=build_adapters(config.providers, session))
     app[GATEWAY] = gw
+    gw.metrics = Metrics(gw)  # before the plugins: they may keep a reference at construction
     try:
         gw.store = await open_store(config.storage.url, **_store_options(config))
         gw.readiness["storage"] = gw.store.ping

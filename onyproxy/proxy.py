@@ -172,5 +172,7 @@ def _headers(ex: Exchange) -> dict[str, str]:
 
 async def _finish(gw: Gateway, ex: Exchange) -> None:
     await gw.pipeline.complete(ex)
+    if gw.metrics is not None:
+        gw.metrics.record(ex)  # after on_complete: metering sets the cost there
     if gw.config.logging.access_log:
         await write_access_log(gw.pipeline, ex)

@@ -6,6 +6,7 @@ from functools import partial
 
 from aiohttp import web
 
+from onyproxy.metrics.view import metrics_view
 from onyproxy.proxy import handle
 from onyproxy.surfaces import anthropic, openai, responses
 from onyproxy.surfaces.models import list_models
@@ -21,3 +22,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)

@@ -134,6 +134,15 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """``GET /metrics`` for Prometheus; it is not behind the gateway's API keys."""
+
+    token: str = field(default="", metadata={
+        "doc": "when set, scrapes need 'Authorization: Bearer <token>'; when empty, keep the "
+               "path internal (bind address, firewall)"})
+
+
+@dataclass(frozen=True)
 class PluginSpec:
     """A pipeline entry after its plugin was found and its options validated."""
 
@@ -158,6 +167,7 @@ class GatewayConfig:
     pipeline: list[dict[str, Any]] = field(default_factory=list)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     catalog: str | None = field(default=None, metadata={"doc": "path of models.yaml"})
     plugins: list[PluginSpec] = field(default_factory=list, metadata={"derived": True})
     source: str = field(default="<memory>", metadata={"derived": True})

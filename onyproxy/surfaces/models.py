@@ -34,4 +34,6 @@ async def list_models(request: web.Request) -> web.StreamResponse:
     except GatewayError as err:
         return error_response(ex, err)
     finally:
+        if gw.metrics is not None:
+            gw.metrics.record(ex)  # first: the shielded await below may end in CancelledError
         await asyncio.shield(gw.pipeline.complete(ex))
