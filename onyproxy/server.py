@@ -14,6 +14,7 @@ from aiohttp import web
 
 from onyproxy.app import create_app
 from onyproxy.config.model import GatewayConfig, TLSConfig
+from onyproxy.metrics import multiprocess
 from onyproxy.storage import StorageError
 
 log = logging.getLogger("onyproxy.server")
@@ -106,6 +107,8 @@ def supervise(config: GatewayConfig) -> None:
     """Start ``workers`` processes on one port and restart any that dies unexpectedly."""
     ctx = multiprocessing.get_context("fork")
     stopping = False
+    # Before the first fork: workers inherit the directory their metric files go to.
+    metrics_dir, created_metrics_dir = multiprocess.prepare()
 
     def start() -> multiprocessing.Process:
         process = ctx.Process(target=run_worker, args=(config,), daemon=False)
@@ -129,12 +132,16 @@ def supervise(config: GatewayConfig) -> None:
             if not process.is_alive() and not stopping:
                 log.error("worker pid %s exited with %s; restarting", process.pid,
                           process.exitcode)
+                multiprocess.mark_dead(process.pid)
                 time.sleep(0.5)
                 workers[index] = start()
     for process in workers:
         process.terminate()
     for process in workers:
         process.join(timeout=10)
+        multiprocess.mark_dead(process.pid)
+    if created_metrics_dir:
+        multiprocess.remove(metrics_dir)
     if failed:
         raise StartupError("a worker could not start (see the log above)")
 
