@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import dataclass
 from decimal import Decimal
 
 import aiohttp
+from conftest import openai_provider
+from fakes.openai_upstream import Behaviour
 from prometheus_client.parser import text_string_to_metric_families
 
 from onyproxy.appkeys import GATEWAY as GATEWAY_KEY
@@ -277,3 +280,32 @@ async def test_each_app_has_its_own_registry(gateway):
     await post(first, ask())
     assert (await scrape(first)).value("onyproxy_requests_total") == 1
     assert (await scrape(second)).value("onyproxy_requests_total") == 0
+
+
+async def test_stream_broken_by_upstream_counts_as_its_error(gateway, fake_openai):
+    server = await gateway(openai_provider(fake_openai))
+    fake_openai.script(Behaviour.drop_stream(after_events=2))
+    status, body = await post(server, ask(model="gpt-test", stream=True))
+    assert status == 200 and b"error" in body  # the 200 was out; the error came as an event
+    m = await scrape(server)
+    assert m.value("onyproxy_requests_total", model="gpt-test", provider="up",
+                   status="5xx") == 1
+    assert m.value("onyproxy_time_to_first_token_seconds_count", model="gpt-test") == 1
+
+
+async def test_client_leaving_before_the_answer_is_cancelled(gateway, fake_openai):
+    server = await gateway(openai_provider(fake_openai))
+    fake_openai.script(Behaviour.slow(30))
+    async with aiohttp.ClientSession() as http:
+        task = asyncio.ensure_future(http.post(server.make_url(CHAT), json=ask(model="gpt-test")))
+        await fake_openai.wait_for_requests(1)
+        task.cancel()
+    for _ in range(60):
+        m = await scrape(server)
+        if m.value("onyproxy_requests_total"):
+            break
+        await asyncio.sleep(0.05)
+    assert m.value("onyproxy_requests_total", model="gpt-test", provider="up",
+                   status="cancelled") == 1
+    # The cut-short attempt has no meaningful duration.
+    assert m.value("onyproxy_upstream_duration_seconds_count") == 0

@@ -8,7 +8,8 @@ files that every scrape merges (:mod:`onyproxy.metrics.multiprocess`).
 Counted from each exchange, with no plugin involvement (do not count these again):
 
 - ``onyproxy_requests_total{surface,model,provider,status}``: ``status`` is the class
-  (``2xx``, ``4xx``, ``5xx``; ``cancelled`` when the client left before an answer);
+  (``2xx``, ``4xx``, ``5xx``; ``cancelled`` when the client left before an answer; a stream
+  that broke after its 200 counts by the error it ended with);
   ``model`` the configured client-facing name or ``unknown``; ``provider`` the one that
   answered, else the last one tried, else ``none``.
 - ``onyproxy_request_duration_seconds{model,provider}`` and, for streams,

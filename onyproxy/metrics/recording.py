@@ -166,8 +166,15 @@ class Metrics:
 
 
 def status_class(ex: Exchange) -> str:
-    """``2xx`` ... ``5xx``; ``cancelled`` when the client left before any status was set."""
-    return _STATUS_CLASSES.get(ex.status // 100, "cancelled")
+    """``2xx`` ... ``5xx``; ``cancelled`` when the client left before any status was set.
+
+    A stream that broke after its 200 went out counts by the error it ended with: the client
+    got a failed answer, and error-rate alerts should see it.
+    """
+    status = ex.status
+    if ex.error is not None and "stream_error" in ex.flags:
+        status = ex.error.status
+    return _STATUS_CLASSES.get(status // 100, "cancelled")
 
 
 def scope_of(ex: Exchange) -> str:
