@@ -12,6 +12,7 @@ from onyproxy.config.model import GatewayConfig
 from onyproxy.gateway import Gateway
 from onyproxy.metrics import Metrics
 from onyproxy.middleware import gateway_middleware
+from onyproxy.pepper import with_pepper
 from onyproxy.pipeline import Pipeline
 from onyproxy.providers import build_adapters
 from onyproxy.routes import add_routes
@@ -48,6 +49,9 @@ async def gateway_context(app: web.Application) -> AsyncIterator[None]:
         gw.store = await open_store(config.storage.url, **_store_options(config))
         gw.readiness["storage"] = gw.store.ping
         try:
+            # After the store opened (so an unreachable database is reported first), before
+            # the plugins and the admin API: they read the effective pepper from gw.config.
+            gw.config = await with_pepper(config, gw.store)
             gw.pipeline = Pipeline([spec.plugin(spec.config, gw) for spec in config.plugins])
             await gw.pipeline.start()
             try:
