@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,8 +26,12 @@ def free_port() -> int:
 class GatewayProcess:
     """A gateway subprocess; ``url(path)`` addresses it, ``stop()`` ends it with SIGTERM."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None):
+    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None,
+                 ssl_context: ssl.SSLContext | None = None):
         self.port = free_port()
+        # With server.tls the gateway speaks HTTPS; ssl_context is how the test trusts its cert.
+        self.scheme = "https" if config.get("server", {}).get("tls") else "http"
+        self.ssl_context = ssl_context
         config = {**config, "server": {**config.get("server", {}), "port": self.port}}
         config.setdefault("storage", {"url": f"sqlite:///{workdir}/onyproxy.db"})
         self.config_path = workdir / "gateway.yaml"
@@ -39,7 +44,7 @@ class GatewayProcess:
             env={**os.environ, **(env or {})})
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -47,7 +52,8 @@ class GatewayProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log()}")
             try:
-                with urllib.request.urlopen(self.url("/healthz"), timeout=1):
+                with urllib.request.urlopen(self.url("/healthz"), timeout=1,
+                                            context=self.ssl_context):
                     return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)

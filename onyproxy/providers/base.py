@@ -7,9 +7,12 @@ An adapter speaks one API family. It receives a request body already in one of i
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
     from onyproxy.config.model import ProviderConfig, TargetConfig
     from onyproxy.exchange import Exchange, Usage
     from onyproxy.sse import Event
+
+log = logging.getLogger("onyproxy.providers")
 
 
 @dataclass(eq=False)
@@ -77,6 +82,7 @@ class Adapter:
         self.config = config
         self.session = session
         self.base_url = (config.base_url or self.default_base_url or "").rstrip("/")
+        warn_if_plaintext(name, self.base_url)
 
     async def send(self, ex: Exchange, target: TargetConfig, operation: str, shape: str,
                    body: dict[str, Any], stream: bool, timeout_s: float) -> Reply:
@@ -99,3 +105,24 @@ class Adapter:
                 if isinstance(obj, dict):
                     self.read_usage(shape, obj, usage)
             yield event
+
+
+def warn_if_plaintext(provider: str, base_url: str) -> None:
+    """Warn, once per provider at start, when prompts and the provider key would cross the
+    network unencrypted: ``http://`` to anything but this machine (a local vLLM or Ollama on
+    loopback is fine). Upstream certificates are always verified (aiohttp's default)."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or _is_loopback(parts.hostname or ""):
+        return
+    log.warning("provider '%s' uses plain http:// to %s: prompts, answers and the provider key "
+                "travel unencrypted; use https:// unless this network is trusted",
+                provider, parts.hostname)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
