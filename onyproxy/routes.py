@@ -6,6 +6,7 @@ from functools import partial
 
 from aiohttp import web
 
+from onyproxy.admin import add_admin_routes
 from onyproxy.metrics.view import metrics_view
 from onyproxy.proxy import handle
 from onyproxy.surfaces import anthropic, openai, responses
@@ -14,7 +15,7 @@ from onyproxy.surfaces.ops import healthz, readyz
 
 
 def add_routes(app: web.Application) -> None:
-    """Client API, then operations endpoints."""
+    """Client API, operations endpoints, then the admin API (``/admin/``)."""
     app.router.add_post("/v1/chat/completions", partial(handle, op=openai.CHAT))
     app.router.add_post("/v1/embeddings", partial(handle, op=openai.EMBEDDINGS))
     app.router.add_post("/v1/messages", partial(handle, op=anthropic.MESSAGES))
@@ -23,3 +24,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
+    add_admin_routes(app)

@@ -1,0 +1,120 @@
+"""Signing in to the admin API: an admin's API key, or a JWT.
+
+Either travels as ``Authorization: Bearer <credential>`` (a key may also come as
+``x-api-key``). A JWT must be HS256-signed with ``security.jwt_secret``, carry ``exp`` and
+``sub`` (the admin it names, used as the audit actor) and ``role: admin``. A key must be valid
+and belong to an active account whose role is ``admin``. Bad credentials are 401; good ones
+without the admin role are 403. Keys are looked up on every call (no cache): admin traffic is
+light, and a revoked admin key must stop at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import jwt
+from aiohttp import web
+
+from onyproxy.errors import GatewayError
+from onyproxy.keys import hash_key, key_is_usable, looks_like_key
+
+if TYPE_CHECKING:
+    from onyproxy.gateway import Gateway
+
+ALGORITHM = "HS256"
+MIN_SECRET = 32  # shorter HS256 secrets can be brute-forced from one captured token
+INVALID_KEY = "Invalid admin API key."
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """Who is calling the admin API; ``actor`` is what the audit log records."""
+
+    actor: str
+    via: Literal["key", "jwt"]
+    account_id: str | None = None
+
+
+def unauthorized(message: str) -> GatewayError:
+    return GatewayError(401, "authentication_error", message, code="invalid_credentials",
+                        headers={"www-authenticate": 'Bearer realm="onyproxy-admin"'})
+
+
+def forbidden(message: str) -> GatewayError:
+    return GatewayError(403, "permission_error", message, code="not_admin")
+
+
+async def authenticate(request: web.Request, gw: Gateway) -> Admin:
+    """The admin calling, or a 401 (counted as an auth failure) or 403 :class:`GatewayError`."""
+    try:
+        return await _authenticate(request, gw)
+    except GatewayError as err:
+        metrics = gw.metrics
+        if err.status == 401 and metrics is not None and hasattr(metrics, "auth_failure"):
+            metrics.auth_failure("admin")
+        raise
+
+
+async def _authenticate(request: web.Request, gw: Gateway) -> Admin:
+    credential = _credential(request)
+    if credential is None:
+        raise unauthorized("Sign in with 'Authorization: Bearer <admin JWT or admin API key>'.")
+    if credential.count(".") == 2:
+        return verify_jwt(credential, gw.config.security.jwt_secret)
+    return await _verify_key(credential, gw)
+
+
+def _credential(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    key = request.headers.get("x-api-key", "").strip()
+    return key or None
+
+
+def verify_jwt(token: str, secret: str) -> Admin:
+    """The admin a token names; 401 when it is not a valid, current HS256 token."""
+    if len(secret) < MIN_SECRET:
+        raise unauthorized(f"JWT sign-in is off: security.jwt_secret is empty or shorter than "
+                           f"{MIN_SECRET} characters. Use an admin API key instead.")
+    claims = _decode(token, secret)
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise unauthorized("The token's 'sub' claim must name the admin.")
+    roles = claims.get("roles")
+    if claims.get("role") != "admin" and not (isinstance(roles, list) and "admin" in roles):
+        raise forbidden("The token does not carry the admin role.")
+    return Admin(actor=f"jwt:{subject.strip()}", via="jwt")
+
+
+def _decode(token: str, secret: str) -> dict[str, Any]:
+    try:
+        # algorithms pins HS256: "alg: none" and every other algorithm are refused.
+        return jwt.decode(token, secret, algorithms=[ALGORITHM],
+                          options={"require": ["exp", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise unauthorized("The token has expired.") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise unauthorized(f"The token has no '{exc.claim}' claim; 'exp' and 'sub' are "
+                           f"required.") from None
+    except jwt.InvalidAlgorithmError:
+        raise unauthorized(f"The token must be signed with {ALGORITHM}.") from None
+    except jwt.InvalidSignatureError:
+        raise unauthorized("The token's signature is invalid.") from None
+    except jwt.InvalidTokenError:
+        raise unauthorized("The token is malformed or not valid yet.") from None
+
+
+async def _verify_key(secret: str, gw: Gateway) -> Admin:
+    if not looks_like_key(secret):
+        raise unauthorized(INVALID_KEY)
+    store = gw.store
+    key = await store.get_key_by_hash(hash_key(secret, gw.config.security.key_pepper))
+    account = await store.get_account(key.account_id) if key is not None else None
+    if key is None or account is None or account.status != "active" \
+            or not key_is_usable(key):
+        raise unauthorized(INVALID_KEY)
+    if account.role != "admin":
+        raise forbidden("This API key does not belong to an admin account.")
+    return Admin(actor=f"account:{account.id}", via="key", account_id=account.id)
