@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["serve", "check_config", "version"]
+COMMANDS = ["serve", "check_config", "version", "quickstart", "accounts", "keys"]
 
 
 def build_parser() -> argparse.ArgumentParser:
