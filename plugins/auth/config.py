@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from plugins.auth.address import check_networks
+
 
 def _positive(value: float) -> str | None:
     return None if value > 0 else f"expected a positive number, got {value}"
@@ -48,3 +50,7 @@ class AuthConfig:
         "check": _positive, "doc": "how often keys' last_used_at is written, in one batch"})
     failures: FailuresConfig = field(default_factory=FailuresConfig, metadata={
         "doc": "slowing and blocking client IPs that present wrong keys"})
+    trusted_proxies: list[str] = field(default_factory=list, metadata={
+        "check": check_networks,
+        "doc": "load balancers (IPs or CIDRs) whose X-Forwarded-For names the client whose "
+               "failures are counted; empty: the TCP peer is the client"})

@@ -26,6 +26,7 @@ from onyproxy.exchange import Exchange, Identity
 from onyproxy.keys import hash_key, key_is_usable, looks_like_key
 from onyproxy.pipeline import Plugin
 from onyproxy.storage import ApiKey, StorageError
+from plugins.auth.address import client_address, parse_networks
 from plugins.auth.cache import KeyCache, Lookup
 from plugins.auth.config import AuthConfig
 from plugins.auth.credentials import read_key
@@ -65,6 +66,7 @@ class AuthPlugin(Plugin):
         self.cache = KeyCache(config.cache_ttl_s, config.negative_ttl_s, config.stale_ttl_s,
                               clock)
         self.failures = FailureTracker(config.failures, clock)
+        self.trusted_proxies = parse_networks(config.trusted_proxies)
         self.last_used = LastUsed(lambda: self.gateway.store, config.last_used_interval_s)
         self._loading: dict[str, asyncio.Future[Lookup]] = {}
         self._store_down_until = 0.0
@@ -82,7 +84,8 @@ class AuthPlugin(Plugin):
 
     async def on_request(self, ex: Exchange) -> None:
         """Authenticate the caller and check the model against the key's allow-list."""
-        address = ex.client_ip or "unknown"
+        address = client_address(ex.client_ip, ex.headers.get("x-forwarded-for"),
+                                 self.trusted_proxies)
         wait = self.failures.blocked_for(address)
         if wait > 0:
             raise self._blocked(wait)

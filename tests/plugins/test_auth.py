@@ -255,6 +255,33 @@ async def test_wrong_keys_slow_down_then_block_the_address(store, make_plugin, c
     await plugin.on_request(bearer(issued.secret))
 
 
+async def test_behind_a_trusted_proxy_failures_count_against_the_forwarded_client(
+        store, make_plugin):
+    plugin = make_plugin(failures={"max": 2}, trusted_proxies=["10.0.0.0/8"])
+    issued = await new_key(store)
+    wrong = "ony-" + "F" * 40
+
+    def via_proxy(secret: str, client: str) -> Exchange:
+        # The client wrote the first hop itself; the proxy appended the address it saw.
+        return exchange({"authorization": f"Bearer {secret}",
+                         "x-forwarded-for": f"198.51.100.7, {client}, 10.1.1.1"},
+                        ip="10.2.2.2")
+    for _ in range(2):
+        await refused(plugin, via_proxy(wrong, "203.0.113.5"))
+    assert (await refused(plugin, via_proxy(issued.secret, "203.0.113.5"))).status == 429
+    await plugin.on_request(via_proxy(issued.secret, "203.0.113.6"))  # the proxy is not blocked
+    assert plugin.failures.blocked_for("203.0.113.5") and not plugin.failures.blocked_for(
+        "10.2.2.2")
+
+
+async def test_forwarded_for_is_ignored_from_untrusted_peers(store, make_plugin):
+    plugin = make_plugin(failures={"max": 2})
+    wrong = "ony-" + "G" * 40
+    for client in ("203.0.113.1", "203.0.113.2"):  # a client cannot spread its failures
+        await refused(plugin, exchange({"x-api-key": wrong, "x-forwarded-for": client}))
+    assert plugin.failures.blocked_for("192.0.2.1")
+
+
 async def test_failures_leave_the_window(store, make_plugin, clock):
     plugin = make_plugin(failures={"max": 3, "window_s": 10})
     wrong = "ony-" + "D" * 40
@@ -325,10 +352,12 @@ async def test_stop_writes_what_is_pending(store, make_plugin):
 def test_options_are_validated():
     raw = {"providers": {"mock": {"type": "mock"}},
            "models": {"m": {"targets": [{"provider": "mock", "model": "m"}]}},
-           "pipeline": [{"name": "auth", "cache_ttl_s": 0, "failures": {"maxx": 3}}]}
+           "pipeline": [{"name": "auth", "cache_ttl_s": 0, "failures": {"maxx": 3},
+                         "trusted_proxies": ["10.0.0.0/8", "lb.internal"]}]}
     with pytest.raises(ConfigError) as caught:
         parse_config(yaml.safe_dump(raw), "gateway.yaml", {})
     found = "\n".join(caught.value.problems)
     assert "pipeline[0].cache_ttl_s: expected a positive number" in found
     assert "pipeline[0].failures.maxx: unknown key" in found
+    assert "pipeline[0].trusted_proxies: 'lb.internal' is not an IP address" in found
 
