@@ -9,7 +9,7 @@ from aiohttp import web
 from onyproxy.admin import add_admin_routes
 from onyproxy.metrics.view import metrics_view
 from onyproxy.proxy import handle
-from onyproxy.surfaces import anthropic, openai, responses
+from onyproxy.surfaces import anthropic, gemini, openai, responses
 from onyproxy.surfaces.models import list_models
 from onyproxy.surfaces.ops import healthz, readyz
 
@@ -20,6 +20,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/embeddings", partial(handle, op=openai.EMBEDDINGS))
     app.router.add_post("/v1/messages", partial(handle, op=anthropic.MESSAGES))
     app.router.add_post("/v1/responses", partial(handle, op=responses.RESPONSES))
+    for path in gemini.PATHS:
+        app.router.add_post(path, gemini.dispatch)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -7,6 +7,7 @@ import aiohttp
 from onyproxy.config.model import ProviderConfig
 from onyproxy.providers.anthropic import AnthropicAdapter
 from onyproxy.providers.base import Adapter, Reply, UpstreamError
+from onyproxy.providers.gemini import GeminiAdapter
 from onyproxy.providers.mock import MockAdapter
 from onyproxy.providers.openai import OpenAIAdapter
 
@@ -15,6 +16,7 @@ __all__ = ["ADAPTERS", "Adapter", "Reply", "UpstreamError", "build_adapters"]
 ADAPTERS: dict[str, type[Adapter]] = {
     OpenAIAdapter.type: OpenAIAdapter,
     MockAdapter.type: MockAdapter,
+    GeminiAdapter.type: GeminiAdapter,
     AnthropicAdapter.type: AnthropicAdapter,
 }
 

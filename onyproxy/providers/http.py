@@ -17,15 +17,18 @@ from onyproxy.sse import Event, parse_sse
 _CREDENTIAL_STATUSES = (401, 403)
 
 ErrorReader = Callable[[Any], tuple[str, str | None, str | None, str | None]]
+RetryReader = Callable[[Any], float | None]
 
 
 async def post(session: aiohttp.ClientSession, provider: str, url: str, headers: dict[str, str],
                body: dict[str, Any], *, shape: str, stream: bool, timeout_s: float,
-               read_error: ErrorReader, params: dict[str, str] | None = None) -> Reply:
+               read_error: ErrorReader, params: dict[str, str] | None = None,
+               read_retry_after: RetryReader | None = None) -> Reply:
     """POST ``body`` as JSON; return the parsed answer or its SSE events.
 
     ``timeout_s`` bounds the wait for the answer's headers and, for streams, each gap between
-    reads. ``read_error`` pulls (message, type, param, code) out of a provider's error body.
+    reads. ``read_error`` pulls (message, type, param, code) out of a provider's error body;
+    ``read_retry_after`` finds a retry delay in it, for providers that say so in the body.
     """
     data = orjson.dumps(body)
     headers = {"content-type": "application/json", **headers}
@@ -36,7 +39,7 @@ async def post(session: aiohttp.ClientSession, provider: str, url: str, headers:
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s),
             )
             if resp.status >= 400:
-                raise await _http_error(resp, provider, read_error)
+                raise await _http_error(resp, provider, read_error, read_retry_after)
             if not stream:
                 raw = await resp.read()
                 resp.release()
@@ -86,8 +89,8 @@ def _closer(resp: aiohttp.ClientResponse):
     return close
 
 
-async def _http_error(resp: aiohttp.ClientResponse, provider: str,
-                      read_error: ErrorReader) -> UpstreamError:
+async def _http_error(resp: aiohttp.ClientResponse, provider: str, read_error: ErrorReader,
+                      read_retry_after: RetryReader | None = None) -> UpstreamError:
     try:
         raw = await resp.read()
         parsed = orjson.loads(raw) if raw else None
@@ -97,6 +100,8 @@ async def _http_error(resp: aiohttp.ClientResponse, provider: str,
         resp.release()
     status = resp.status
     retry_after = _retry_after(resp.headers.get("retry-after"))
+    if retry_after is None and read_retry_after is not None:
+        retry_after = read_retry_after(parsed)
     if status in _CREDENTIAL_STATUSES:
         return UpstreamError(provider, 502, "http",
                              f"The provider '{provider}' refused the gateway's credentials "
