@@ -135,6 +135,14 @@ async def test_sign_in_failures(api, credential, status, says):
     assert response_headers["x-request-id"]
 
 
+async def test_failed_admin_sign_ins_are_counted(api):
+    for credential in (unsigned_token(), "ony-" + "Q" * 40, token({"role": "user"})):
+        await api.call("GET", "/admin/accounts", headers={"authorization": f"Bearer {credential}"})
+    async with api.session.get(api.url + "/metrics") as resp:
+        scraped = await resp.text()
+    assert 'onyproxy_auth_failures_total{surface="admin"} 2.0' in scraped  # the 403 is not one
+
+
 async def test_an_admin_key_signs_in_and_a_user_key_is_refused(api):
     admin = await create_account(api.store, email="root@example.com", name="Root",
                                  role="admin")
