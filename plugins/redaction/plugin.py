@@ -28,7 +28,7 @@ from plugins.redaction.detectors import Detector, custom_detector, detectors_for
 from plugins.redaction.request_text import rewrite_request
 from plugins.redaction.scanner import Scanner
 from plugins.redaction.stream import StreamRestorer, restore_values
-from plugins.redaction.vault import PLACEHOLDER, Vault
+from plugins.redaction.vault import PLACEHOLDER_BYTES, Vault
 
 
 @dataclass(slots=True)
@@ -107,10 +107,10 @@ class RedactionPlugin(Plugin):
 
     async def on_response(self, ex: Exchange) -> None:
         state = ex.state.get(self.name)
-        if not isinstance(state, RedactionState) or not state.vault or ex.response is None:
+        if not isinstance(state, RedactionState) or not state.vault or ex.response is None \
+                or ex.operation == "embeddings":  # vectors hold no text to restore
             return
-        if ex.response_raw is not None and not PLACEHOLDER.search(
-                ex.response_raw.decode("utf-8", "replace")):
+        if ex.response_raw is not None and not PLACEHOLDER_BYTES.search(ex.response_raw):
             return  # the model did not repeat any placeholder: relay the bytes untouched
         if restore_values(state.vault, ex.response):
             ex.response_raw = None

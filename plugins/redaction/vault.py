@@ -13,6 +13,7 @@ import orjson
 
 # Any placeholder shape; only the ones this vault issued are replaced.
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*_\d+\]")
+PLACEHOLDER_BYTES = re.compile(PLACEHOLDER.pattern.encode())  # checks answers before parsing
 
 
 class Vault:

@@ -180,12 +180,20 @@ def test_email_addresses_with_unicode_plus_and_subdomains():
         ("email", "end@example.com")]
 
 
+def test_email_local_parts_up_to_the_rfc_limit_and_addresses_side_by_side():
+    longest = "a" * 64 + "@example.com"
+    assert found(f"to {longest}") == [("email", longest)]
+    assert found("to " + "a" * 65 + "@example.com") == []
+    assert found("a@b.co,c.d@e.io;x@y.org") == [
+        ("email", "a@b.co"), ("email", "c.d@e.io"), ("email", "x@y.org")]
+
+
 def test_ip_addresses_and_their_look_alikes():
     assert found("from 192.168.1.10, 8.8.8.8 and fe80::1 or 2001:db8::ff00:42:8329.") == [
         ("ip", "192.168.1.10"), ("ip", "8.8.8.8"), ("ip", "fe80::1"),
         ("ip", "2001:db8::ff00:42:8329")]
     for text in ("1.2.3.4.5", "256.1.1.1", "v1.2.3.4", "12:30:45", "std::map", "dead::beef",
-                 "00:1A:2B:3C:4D:5E", "3.14159"):
+                 "00:1A:2B:3C:4D:5E", "3.14159", "x::1", "1.2.3.04"):
         assert found(text) == [], text
 
 

@@ -7,11 +7,12 @@ import re
 from plugins.redaction.detectors.base import Detector
 
 # Contiguous, grouped by four (4111 1111 1111 1111, 19-digit cards end in 4-3), or the 4-6-5
-# and 4-6-4 groups of American Express and Diners. One separator kind per number.
+# and 4-6-4 groups of American Express and Diners; one separator kind per number. The first
+# digit is matched before the check that no digit or dash precedes it (see detectors.base).
 CARD_PATTERN = re.compile(
-    r"(?<![\d-])(?:\d{13,19}"
-    r"|\d{4}(?P<s>[ -])\d{4}(?P=s)\d{4}(?P=s)\d{1,4}(?:(?P=s)\d{1,3})?"
-    r"|\d{4}(?P<a>[ -])\d{6}(?P=a)\d{4,5})(?![\d])")
+    r"\d(?<![\d-].)(?:\d{12,18}"
+    r"|\d{3}(?P<s>[ -])\d{4}(?P=s)\d{4}(?P=s)\d{1,4}(?:(?P=s)\d{1,3})?"
+    r"|\d{3}(?P<a>[ -])\d{6}(?P=a)\d{4,5})(?!\d)")
 
 
 def luhn_valid(text: str) -> bool:

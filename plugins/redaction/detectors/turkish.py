@@ -12,11 +12,11 @@ import re
 from plugins.redaction.detectors.base import Detector
 
 # Eleven digits, not part of a longer number; the first digit is never 0.
-TCKN_PATTERN = re.compile(r"(?<!\d)[1-9]\d{10}(?!\d)")
+TCKN_PATTERN = re.compile(r"[1-9](?<!\d.)\d{10}(?!\d)")
 
-# "TR" and 24 digits; printed IBANs group the digits by four, so single spaces or dashes
-# between digits are allowed.
-IBAN_TR_PATTERN = re.compile(r"(?<![A-Za-z0-9])[Tt][Rr]\d{2}(?:[ -]?\d){22}(?!\d)")
+# "TR" and 24 digits, not glued to a word; printed IBANs group the digits by four, so single
+# spaces or dashes between digits are allowed.
+IBAN_TR_PATTERN = re.compile(r"[Tt](?<![A-Za-z0-9].)[Rr]\d{2}(?:[ -]?\d){22}(?!\d)")
 
 
 def tckn_valid(text: str) -> bool:
