@@ -128,6 +128,14 @@ async def test_error_inside_the_gemini_stream_raises_in_the_sdk(client, fake_gem
     assert received and caught.value.code == 503
 
 
+async def test_unsupported_field_is_a_client_error_naming_it(client):
+    with pytest.raises(errors.ClientError) as caught:
+        await client.aio.models.generate_content(
+            model="oai", contents="hi", config=types.GenerateContentConfig(top_k=5))
+    assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"
+    assert "generationConfig.topK" in caught.value.message
+
+
 # -- google-genai -> every kind of provider --------------------------------------------------
 
 
@@ -234,6 +242,23 @@ async def test_openai_chat_against_gemini(url, fake_gemini):
     assert sent.body["systemInstruction"] == {"parts": [{"text": SYSTEM}]}
     assert sent.body["generationConfig"] == {"maxOutputTokens": 30, "temperature": 0.1}
     assert sent.headers["x-goog-api-key"] == "gk-up"
+
+
+async def test_openai_images_reach_gemini_as_inline_and_file_data(url, fake_gemini):
+    png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJ"
+           "RU5ErkJggg==")
+    async with openai_sdk(url) as sdk:
+        await sdk.chat.completions.create(model="gem", messages=[{"role": "user", "content": [
+            {"type": "text", "text": "compare"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/b.webp"}}]}])
+        with pytest.raises(openai.BadRequestError) as caught:
+            await sdk.chat.completions.create(model="gem", messages=[{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/image"}}]}])
+    assert fake_gemini[1].last.body["contents"][0]["parts"] == [
+        {"text": "compare"}, {"inlineData": {"mimeType": "image/png", "data": png}},
+        {"fileData": {"mimeType": "image/webp", "fileUri": "https://example.com/b.webp"}}]
+    assert caught.value.body["param"] == "messages[0].content[0].image_url.url"
 
 
 async def test_openai_stream_against_gemini(url):

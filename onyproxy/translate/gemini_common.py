@@ -35,11 +35,6 @@ def pick(obj: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def camel_keys(obj: dict[str, Any]) -> dict[str, Any]:
-    """The top-level keys of ``obj`` in camelCase (values untouched: they may hold user data)."""
-    return {camel(key): value for key, value in obj.items()}
-
-
 def camel(name: str) -> str:
     """``inline_data`` -> ``inlineData``."""
     head, *rest = name.split("_")

@@ -12,8 +12,10 @@ from typing import Any
 from onyproxy.errors import invalid_request
 
 # reasoning_effort -> thinkingBudget, the table Google's own OpenAI-compatible API documents
-# for Gemini 2.5 (Gemini 3 still accepts a budget); "none" turns thinking off.
-_THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
+# for Gemini 2.5 (Gemini 3 still accepts a budget); "none" turns thinking off, and "xhigh"
+# (newer OpenAI models) gets the largest budget every Gemini 2.5 model accepts.
+_THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576,
+                     "xhigh": 24576}
 _SAME_NAME = {"temperature": "temperature", "top_p": "topP", "n": "candidateCount",
               "seed": "seed", "presence_penalty": "presencePenalty",
               "frequency_penalty": "frequencyPenalty"}
