@@ -138,18 +138,25 @@ class SecretFilter(logging.Filter):
         return True
 
 
-def install_filter() -> list[logging.Handler]:
-    """Add one :class:`SecretFilter` to every root handler that has none; return those."""
-    added = []
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, SecretFilter) for f in handler.filters):
-            handler.addFilter(SecretFilter())
-            added.append(handler)
-    return added
+Installed = tuple[SecretFilter, list[logging.Handler]]
 
 
-def remove_filter(handlers: list[logging.Handler]) -> None:
-    """Undo :func:`install_filter` on the handlers it changed."""
+def install_filter() -> Installed:
+    """Put a new :class:`SecretFilter` on every handler of the root logger.
+
+    Each caller gets its own filter and removes only that one, so two gateways in one process
+    (tests) do not undo each other; masking is idempotent, so a line filtered twice is fine.
+    """
+    secret_filter = SecretFilter()
+    handlers = list(logging.getLogger().handlers)
     for handler in handlers:
-        for f in [f for f in handler.filters if isinstance(f, SecretFilter)]:
-            handler.removeFilter(f)
+        handler.addFilter(secret_filter)
+    return secret_filter, handlers
+
+
+def remove_filter(installed: Installed | None) -> None:
+    """Undo one :func:`install_filter`."""
+    if installed is not None:
+        secret_filter, handlers = installed
+        for handler in handlers:
+            handler.removeFilter(secret_filter)

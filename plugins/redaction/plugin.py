@@ -23,7 +23,7 @@ from onyproxy.exchange import Exchange
 from onyproxy.pipeline import Plugin
 from onyproxy.sse import Event
 from plugins.redaction.config import PIIConfig, RedactionConfig, check_config
-from plugins.redaction.credentials import install_filter, remove_filter, scrub
+from plugins.redaction.credentials import Installed, install_filter, remove_filter, scrub
 from plugins.redaction.detectors import Detector, custom_detector, detectors_for
 from plugins.redaction.request_text import rewrite_request
 from plugins.redaction.scanner import Scanner
@@ -71,7 +71,7 @@ class RedactionPlugin(Plugin):
         super().__init__(config, gateway)
         self.rule = PIIRule(config.pii) if config.pii is not None else None
         self._ip_key = _ip_hash_key(gateway)
-        self._filtered: list[Any] = []
+        self._filter: Installed | None = None
         if self.rule is None:
             self.on_request = None  # type: ignore[assignment]
         if self.rule is None or self.rule.mode != "pseudonymise":
@@ -81,11 +81,11 @@ class RedactionPlugin(Plugin):
 
     async def start(self) -> None:
         if self.config.log_filter:
-            self._filtered = install_filter()
+            self._filter = install_filter()
 
     async def stop(self) -> None:
-        remove_filter(self._filtered)
-        self._filtered = []
+        remove_filter(self._filter)
+        self._filter = None
 
     async def on_request(self, ex: Exchange) -> None:
         rule = self.rule

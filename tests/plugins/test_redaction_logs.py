@@ -78,6 +78,14 @@ def test_every_logger_of_the_process_is_covered_once_installed(captured, caplog)
     assert all(not isinstance(f, SecretFilter) for f in logging.getLogger().handlers[-1].filters)
 
 
+async def test_two_gateways_in_one_process_keep_their_own_filters(captured):
+    first, second = install_filter(), install_filter()
+    remove_filter(first)
+    logging.getLogger("x").warning("key %s", GATEWAY_KEY)
+    remove_filter(second)
+    assert GATEWAY_KEY not in captured.getvalue()
+
+
 async def test_the_plugin_installs_the_filter_at_start_and_removes_it_at_stop(captured):
     gateway = SimpleNamespace(config=SimpleNamespace(security=SimpleNamespace(key_pepper="")))
     plugin = Plugin(RedactionConfig(), gateway)
