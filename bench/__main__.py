@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ from bench.gateways import (
     full_pipeline,
     start_bare,
     start_gateway,
+    start_redis,
     start_upstream,
 )
 from bench.hotspots import profile_gateway, profile_table
 from bench.matrix import Entry, Limits, Scenario, medians, run_matrix
+from bench.procs import Child
 from bench.soak import soak, soak_table
 
 MAIN_TARGETS = ["direct", "bare", "empty", "full"]
@@ -54,8 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="hot-path variants of full: no access log, no uvloop, no orjson")
     p.add_argument("--workers", action=argparse.BooleanOptionalAction, default=None,
                    help="server.workers 1 vs 2 (unpinned)")
-    p.add_argument("--baseline", metavar="DIR",
-                   help="also run empty@base and full@base from the source tree in DIR (A/B)")
+    p.add_argument("--baseline", metavar="DIR", action="append", default=[],
+                   help="also run empty@DIR and full@DIR from the source tree in DIR (A/B; "
+                        "repeatable; DIR needs onyproxy/, plugins/ and bench/)")
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
                    help="taskset: upstream + load generator on CPU 0, the proxy on CPU 1")
     p.add_argument("--soak", action="store_true", help="soak the full pipeline instead")
@@ -63,7 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--soak-every", type=int, default=10_000)
     p.add_argument("--soak-concurrency", type=int, default=16)
     p.add_argument("--profile", action="store_true", help="cProfile the full pipeline instead")
-    p.add_argument("--profile-seconds", type=float, default=8.0)
+    p.add_argument("--profile-seconds", type=float, default=8.0, help="per mode")
+    p.add_argument("--profile-pipeline", choices=("empty", "full"), default="full")
+    p.add_argument("--profile-modes", default="json,stream")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = p.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
@@ -95,6 +101,7 @@ class Bench:
         self.workdir = Path(tempfile.mkdtemp(prefix="onyproxy-bench-"))
         self.load_cores, self.proxy_cores = layout(args.pin)
         self.started: list[Target] = []
+        self.others: list[Child] = []  # helpers such as redis-server
         self.upstream_child, self.upstream = start_upstream(self.workdir, self.load_cores)
 
     def gateway(self, name: str, spec: GatewaySpec, cores: str | None) -> Target:
@@ -110,6 +117,8 @@ class Bench:
     def close(self) -> None:
         for target in self.started:
             target.stop()
+        for child in self.others:
+            child.stop()
         self.upstream_child.stop()
         if self.args.keep:
             print(f"kept {self.workdir}", file=sys.stderr)
@@ -130,12 +139,13 @@ def benchmark(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     for name in ("empty", "full"):
         if name in wanted:
             targets[name] = bench.gateway(name, GatewaySpec(pipeline=name), bench.proxy_cores)
-    if args.baseline:
-        tree = str(Path(args.baseline).resolve())
+    for tree in args.baseline:
+        tag = Path(tree).name
         for name in ("empty", "full"):
             if name in wanted:
-                targets[f"{name}@base"] = bench.gateway(
-                    f"{name}@base", GatewaySpec(pipeline=name, tree=tree), bench.proxy_cores)
+                spec = GatewaySpec(pipeline=name, tree=str(Path(tree).resolve()))
+                targets[f"{name}@{tag}"] = bench.gateway(f"{name}@{tag}", spec,
+                                                         bench.proxy_cores)
     entries = [Entry(t, scenarios) for t in targets.values()]
     variant_scenarios = [s for s in VARIANT_SCENARIOS if s in scenarios]
     if args.variants and variant_scenarios:
@@ -163,28 +173,39 @@ def benchmark(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
 
 def workers(args: argparse.Namespace, bench: Bench, limits: Limits,
             bare: Target | None) -> dict[str, Any]:
-    """server.workers 1 vs 2 with nothing pinned: workers need every core they can get."""
+    """server.workers 1 vs 2 with nothing pinned: workers need every core they can get.
+
+    The memory rate-limit backend refuses workers > 1, so both use Redis (a local
+    redis-server) when one is installed, else both run without the ratelimit plugin.
+    """
     pids = [bench.upstream_child.pid] + ([bare.child.pid] if bare and bare.child else [])
     unpin(pids)
+    redis = start_redis(bench.workdir)
+    if redis is not None:
+        bench.others.append(redis[0])
+        spec, note = GatewaySpec(redis_url=redis[1]), "ratelimit on a local redis-server"
+    else:
+        spec, note = GatewaySpec(without=("ratelimit",)), "no ratelimit (no redis-server)"
     entries = [Entry(bare, WORKER_SCENARIOS)] if bare else []
     for n in (1, 2):
-        target = bench.gateway(f"full-w{n}", GatewaySpec(workers=n), None)
+        target = bench.gateway(f"full-w{n}", replace(spec, workers=n), None)
         entries.append(Entry(target, WORKER_SCENARIOS, "workers"))
     print("bench: workers 1 vs 2, unpinned", file=sys.stderr)
     cells = medians(run_matrix(entries, args.runs, limits, None))
-    rows = ["| scenario | target | req/s | x full-w1 | p50 ms | p99 ms | RSS MB (all processes) |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| scenario | target | req/s | x full-w1 | p50 ms | p99 ms | CPU µs/req "
+            "| RSS MB (all processes) |", "|---|---|---|---|---|---|---|---|"]
     for scenario in WORKER_SCENARIOS:
         one = cells.get(("full-w1", scenario.label), {}).get("rps")
         for entry in entries:
             cell = cells[(entry.target.name, scenario.label)]
             ratio = f"{cell['rps'] / one:.2f}" if one else "-"
             rows.append(f"| {scenario.label} | {entry.target.name} | {cell['rps']:.0f} | {ratio} "
-                        f"| {cell['p50_ms']} | {cell['p99_ms']} | {cell['rss_mb']} |")
+                        f"| {cell['p50_ms']} | {cell['p99_ms']} | {cell['cpu_us']} "
+                        f"| {cell['rss_mb']} |")
     per_worker = {e.target.name: e.target.child.worker_rss_mb()
                   for e in entries if e.target.child}
     return {"workers_cells": cells, "workers_table": "\n".join(rows),
-            "workers_rss_per_process_mb": per_worker}
+            "workers_rss_per_process_mb": per_worker, "workers_note": note}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
             result["soak"] = soak(target, args.soak_requests, args.soak_every,
                                   args.soak_concurrency, bench.load_cores)
         elif args.profile:
-            result["profile"] = profile_gateway(bench.upstream, bench.workdir,
-                                                bench.proxy_cores, bench.load_cores,
-                                                args.profile_seconds)
+            result["profile"] = profile_gateway(
+                bench.upstream, bench.workdir, bench.proxy_cores, bench.load_cores,
+                args.profile_seconds, args.profile_pipeline, tuple(args.profile_modes.split(",")))
         else:
             result.update(benchmark(args, bench))
     finally:
@@ -230,7 +251,8 @@ def print_report(kind: str, result: dict[str, Any]) -> None:
         print(soak_table(result["soak"]))
     elif kind == "profile":
         prof = result["profile"]
-        print(f"{prof['requests']} requests under cProfile\n\n### by own time\n")
+        print(f"{prof['requests']} requests ({', '.join(prof['modes'])}, c16) to the "
+              f"{prof['pipeline']} pipeline under cProfile\n\n### by own time\n")
         print(profile_table(prof["by_tottime"], prof["requests"]))
         print("\n### by cumulative time\n")
         print(profile_table(prof["by_cumtime"], prof["requests"]))
@@ -243,7 +265,7 @@ def print_report(kind: str, result: dict[str, Any]) -> None:
             print("\n### hot-path variants (same runs)\n")
             print(result["variant_table"])
         if "workers_table" in result:
-            print("\n### server.workers (unpinned)\n")
+            print(f"\n### server.workers (unpinned; {result['workers_note']})\n")
             print(result["workers_table"])
             print(f"\nRSS per process (supervisor first): {result['workers_rss_per_process_mb']}")
 

@@ -7,8 +7,11 @@ through :mod:`bench.serve`) with a temporary config on SQLite in its own directo
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,8 @@ class GatewaySpec:
     orjson: bool = True
     profile: str | None = None  # write a cProfile of the event loop thread here
     tree: str | None = None  # run the onyproxy and plugins found in this source tree (A/B)
+    redis_url: str | None = None  # ratelimit on Redis (needed with workers > 1)
+    without: tuple[str, ...] = ()  # plugins left out of the full pipeline
 
     @property
     def launcher(self) -> bool:
@@ -66,10 +71,17 @@ class Target:
 
 
 def available_plugins() -> list[str]:
-    """The first-party plugins present in ``plugins/`` right now."""
-    from onyproxy.plugin_loader import first_party
+    """The first-party plugins in ``plugins/`` that load right now (others may be half-built)."""
+    from onyproxy.plugin_loader import find_plugin, first_party
 
-    return first_party()
+    loadable = []
+    for name in first_party():
+        try:
+            find_plugin(name)
+        except Exception:  # a plugin being written may not import yet
+            continue
+        loadable.append(name)
+    return loadable
 
 
 def full_pipeline() -> tuple[list[str], list[str]]:
@@ -79,7 +91,12 @@ def full_pipeline() -> tuple[list[str], list[str]]:
 
 
 def gateway_config(spec: GatewaySpec, port: int, upstream: str, workdir: Path) -> dict[str, Any]:
-    names = full_pipeline()[0] if spec.pipeline == "full" else []
+    names = [n for n in full_pipeline()[0] if n not in spec.without] \
+        if spec.pipeline == "full" else []
+    options = dict(OPTIONS)
+    if spec.redis_url:
+        options["ratelimit"] = {**OPTIONS["ratelimit"], "backend": "redis",
+                                "url": spec.redis_url}
     return {
         "server": {"host": "127.0.0.1", "port": port, "workers": spec.workers},
         "storage": {"url": f"sqlite:///{workdir}/onyproxy.db"},
@@ -88,7 +105,7 @@ def gateway_config(spec: GatewaySpec, port: int, upstream: str, workdir: Path) -
         "providers": {"up": {"type": "openai", "base_url": upstream + "/v1",
                              "api_key": "sk-bench-upstream"}},
         "models": {MODEL: {"targets": [{"provider": "up", "model": "gpt-4o-mini"}]}},
-        "pipeline": [{"name": name, **OPTIONS.get(name, {})} for name in names],
+        "pipeline": [{"name": name, **options.get(name, {})} for name in names],
         "logging": {"level": "info", "access_log": spec.access_log},
     }
 
@@ -114,33 +131,55 @@ def start_gateway(name: str, spec: GatewaySpec, upstream: str, workdir: Path,
     config = workdir / "gateway.yaml"
     raw = gateway_config(spec, port, upstream, workdir)
     config.write_text(json.dumps(raw, indent=2))  # JSON is YAML
-    headers = {}
+    headers, key_note = {}, ""
     if any(entry["name"] == "auth" for entry in raw["pipeline"]):
-        headers["authorization"] = f"Bearer {issue_key(config)}"
+        secret, how = issue_key(config, raw)
+        headers["authorization"] = f"Bearer {secret}"
+        key_note = f"; key from {how}"
     child = Child(name, onyproxy_command(spec, config), workdir / "gateway.log", cores,
                   cwd=spec.tree)
     base = f"http://127.0.0.1:{port}"
     child.wait_http(base + "/healthz")
-    notes = f"pipeline: {', '.join(e['name'] for e in raw['pipeline']) or '(empty)'}"
+    notes = f"pipeline: {', '.join(e['name'] for e in raw['pipeline']) or '(empty)'}{key_note}"
     return Target(name, base + CHAT, headers, child, cores, notes)
 
 
-def issue_key(config: Path) -> str:
-    """A key for the bench account, made with the CLI (``onyproxy keys create --json``)."""
-    cli = str(Path(PYTHON).parent / "onyproxy")
+def issue_key(config: Path, raw: dict[str, Any]) -> tuple[str, str]:
+    """(a key for a bench account, how it was made): ``onyproxy keys create --json`` when the
+    CLI has it, else the same functions the CLI calls (``onyproxy.accounts``/``keys``)."""
+    from onyproxy.cli import COMMANDS
 
-    def call(*args: str) -> dict[str, Any]:
-        done = subprocess.run([cli, "--config", str(config), *args], capture_output=True,
-                              text=True, timeout=60, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"onyproxy {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-        return json.loads(done.stdout)
+    if "keys" in COMMANDS and "accounts" in COMMANDS:
+        cli = str(Path(PYTHON).parent / "onyproxy")
 
-    account = call("accounts", "create", "--email", "bench@example.com", "--name", "Bench",
-                   "--json")
-    account_id = account.get("id") or account.get("account_id")
-    key = call("keys", "create", "--account", account_id, "--name", "bench", "--json")
-    return key.get("secret") or key["key"]
+        def call(*args: str) -> dict[str, Any]:
+            done = subprocess.run([cli, "--config", str(config), *args], capture_output=True,
+                                  text=True, timeout=60, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"onyproxy {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+            return json.loads(done.stdout)
+
+        account = call("accounts", "create", "--email", "bench@example.com", "--name",
+                       "Bench Load", "--json")
+        key = call("keys", "create", "--account", account.get("id") or account["account_id"],
+                   "--name", "bench", "--json")
+        return key.get("secret") or key["key"], "onyproxy keys create --json"
+    return asyncio.run(_issue_key_in_process(raw)), "onyproxy.keys.create_key (no CLI yet)"
+
+
+async def _issue_key_in_process(raw: dict[str, Any]) -> str:
+    from onyproxy.accounts import create_account
+    from onyproxy.keys import create_key
+    from onyproxy.storage import open_store
+
+    store = await open_store(raw["storage"]["url"])
+    try:
+        account = await create_account(store, email="bench@example.com", name="Bench Load")
+        issued = await create_key(store, account.id, pepper=raw["security"]["key_pepper"],
+                                  name="bench")
+        return issued.secret
+    finally:
+        await store.close()
 
 
 def start_upstream(workdir: Path, cores: str | None) -> tuple[Child, str]:
@@ -165,6 +204,24 @@ def start_bare(upstream: str, workdir: Path, cores: str | None) -> Target:
     child.wait_http(base + "/healthz")
     return Target("bare", base + CHAT, {"authorization": "Bearer sk-bench-bare"}, child, cores,
                   "minimal aiohttp reverse proxy (bench/bare.py)")
+
+
+def start_redis(workdir: Path) -> tuple[Child, str] | None:
+    """A throwaway ``redis-server`` on loopback (no persistence), if one is installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    child = Child("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                            "--appendonly", "no", "--dir", str(workdir)],
+                  workdir / "redis.log")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if "Ready to accept connections" in child.log.read_text(errors="replace"):
+            return child, f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.05)
+    child.stop()
+    raise RuntimeError(f"redis-server did not start:\n{child.tail()}")
 
 
 def base_url(target: Target) -> str:

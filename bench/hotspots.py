@@ -20,20 +20,23 @@ _SITE = re.compile(r".*/(site-packages|lib/python3\.\d+)/")
 
 
 def profile_gateway(upstream: str, workdir: Path, cores: str | None, load_cores: str | None,
-                    seconds: float, top: int = 30) -> dict[str, Any]:
+                    seconds: float, pipeline: str = "full",
+                    modes: tuple[str, ...] = ("json", "stream"),
+                    top: int = 30) -> dict[str, Any]:
     stats_file = workdir / "gateway.prof"
-    target = start_gateway("full (cProfile)", GatewaySpec(profile=str(stats_file)), upstream,
-                           workdir / "profile", cores)
+    spec = GatewaySpec(pipeline=pipeline, profile=str(stats_file))
+    target = start_gateway(f"{pipeline} (cProfile)", spec, upstream, workdir / "profile", cores)
     runs = []
     try:
-        for scenario in (Scenario("json", 16), Scenario("stream", 16)):
+        for scenario in [Scenario(mode, 16) for mode in modes]:
             runs.append(measure(target, scenario, Limits(duration_s=seconds, warmup_s=0.5),
                                 load_cores))
     finally:
         target.stop()
     stats = pstats.Stats(str(stats_file))
     requests = sum(r["sent"] for r in runs)
-    return {"requests": requests, "runs": runs,
+    return {"requests": requests, "runs": runs, "pipeline": pipeline, "modes": list(modes),
+            "stats_file": str(stats_file),
             "by_tottime": _top(stats, "tottime", top),
             "by_cumtime": _top(stats, "cumulative", top),
             "text": _text(stats, top)}

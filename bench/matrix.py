@@ -17,7 +17,7 @@ from bench.gateways import Target
 from bench.procs import PYTHON, run_json
 
 METRICS = ("rps", "p50_ms", "p90_ms", "p99_ms", "ttfb_p50_ms", "ttfb_p90_ms", "ttfb_p99_ms",
-           "rss_mb")
+           "rss_mb", "cpu_us")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,12 @@ class Entry:
 
 def measure(target: Target, scenario: Scenario, limits: Limits,
             load_cores: str | None) -> dict[str, Any]:
-    """One load-generator run against ``target``; the gateway's RSS is read right after."""
+    """One load-generator run against ``target``; the gateway's RSS is read right after.
+
+    ``cpu_us`` is the proxy's CPU time (user + system, all its processes) per request sent:
+    unlike req/s and latency it hardly moves when other work shares the machine.
+    """
+    cpu_before = target.child.cpu_s() if target.child else None
     spec = {"url": target.url, "headers": target.headers, "mode": scenario.mode,
             "concurrency": scenario.concurrency, "requests": limits.requests,
             "duration_s": limits.duration_s, "warmup_s": limits.warmup_s}
@@ -58,6 +63,8 @@ def measure(target: Target, scenario: Scenario, limits: Limits,
                     timeout=limits.duration_s + 60)
     result = json.loads(line)
     result["rss_mb"] = target.rss_mb()
+    if cpu_before is not None and target.child and result["sent"]:
+        result["cpu_us"] = round((target.child.cpu_s() - cpu_before) / result["sent"] * 1e6, 1)
     if target.child is not None and target.child.proc.poll() is not None:
         raise RuntimeError(f"{target.name} died:\n{target.child.tail()}")
     return result

@@ -81,6 +81,10 @@ class Child:
         """RSS of each process in the tree (the supervisor first), in MB."""
         return [round(rss_kb(pid) / 1024, 1) for pid in process_tree(self.pid)]
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds used so far by the process and its children (workers)."""
+        return sum(cpu_ticks(pid) for pid in process_tree(self.pid)) / CLOCK_TICKS
+
     def stop(self, timeout: float = 15.0) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -101,6 +105,18 @@ def rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid`` from ``/proc/<pid>/stat``, in clock ticks (0 when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def process_tree(pid: int) -> list[int]:

@@ -30,8 +30,8 @@ def _signed(value: float | None) -> str:
 def main_table(cells: Cells, targets: list[str], scenarios: list[str]) -> str:
     """One row per (scenario, target): throughput and latency, against ``bare`` and ``direct``."""
     head = ("| scenario | target | req/s | x bare | p50 ms | p90 ms | p99 ms | p50 over direct"
-            " | TTFB p50 | TTFB over direct | errors | RSS MB |")
-    lines = [head, "|" + "---|" * 12]
+            " | TTFB p50 | TTFB over direct | CPU µs/req | errors | RSS MB |")
+    lines = [head, "|" + "---|" * 13]
     for scenario in scenarios:
         bare = cells.get(("bare", scenario), {})
         direct = cells.get(("direct", scenario), {})
@@ -46,7 +46,8 @@ def main_table(cells: Cells, targets: list[str], scenarios: list[str]) -> str:
                 f"| {scenario} | {target} | {cell['rps']:.0f} | {_fmt(ratio)} "
                 f"| {_fmt(cell['p50_ms'])} | {_fmt(cell['p90_ms'])} | {_fmt(cell['p99_ms'])} "
                 f"| {_signed(over)} | {_fmt(cell.get('ttfb_p50_ms'))} | {_signed(ttfb_over)} "
-                f"| {cell['errors']} | {_fmt(cell.get('rss_mb'), 1)} |")
+                f"| {_fmt(cell.get('cpu_us'), 0)} | {cell['errors']} "
+                f"| {_fmt(cell.get('rss_mb'), 1)} |")
     return "\n".join(lines)
 
 
@@ -54,7 +55,7 @@ def variant_table(cells: Cells, reference: str, variants: list[str],
                   scenarios: list[str]) -> str:
     """Each hot-path variant against ``reference`` measured in the same runs."""
     lines = ["| scenario | variant | req/s | vs " + reference + " | p50 ms | p50 Δ ms "
-             "| TTFB p50 | RSS MB |", "|" + "---|" * 8]
+             "| TTFB p50 | CPU µs/req | RSS MB |", "|" + "---|" * 9]
     for scenario in scenarios:
         ref = cells.get((reference, scenario))
         for name in [reference, *variants]:
@@ -65,7 +66,8 @@ def variant_table(cells: Cells, reference: str, variants: list[str],
             delta = None if name == reference else _diff(cell, ref, "p50_ms")
             lines.append(f"| {scenario} | {name} | {cell['rps']:.0f} | {_fmt(ratio)} "
                          f"| {_fmt(cell['p50_ms'])} | {_signed(delta)} "
-                         f"| {_fmt(cell.get('ttfb_p50_ms'))} | {_fmt(cell.get('rss_mb'), 1)} |")
+                         f"| {_fmt(cell.get('ttfb_p50_ms'))} | {_fmt(cell.get('cpu_us'), 0)} "
+                         f"| {_fmt(cell.get('rss_mb'), 1)} |")
     return "\n".join(lines)
 
 
