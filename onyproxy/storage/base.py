@@ -25,8 +25,10 @@ ACCOUNT_STATUSES: tuple[str, ...] = ("active", "suspended", "deleted")
 ROLES: tuple[str, ...] = ("user", "admin")
 #: Fields of an account that :meth:`Store.update_account` may change (status has its own call).
 ACCOUNT_UPDATABLE: frozenset[str] = frozenset(
-    {"first_name", "last_name", "email", "phone", "company", "billing", "role"}
+    {"first_name", "last_name", "email", "phone", "company", "billing", "role", "budget_usd"}
 )
+#: What :meth:`Store.usage_totals` can group by: ``day`` is the UTC date ``YYYY-MM-DD``.
+USAGE_DIMENSIONS: tuple[str, ...] = ("account", "key", "model", "provider", "day")
 
 
 class StorageError(Exception):
@@ -101,6 +103,7 @@ class Account:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     deleted_at: datetime | None = None
+    budget_usd: Decimal | None = None  # monthly, all the account's keys together
 
     @property
     def name(self) -> str:
@@ -131,7 +134,14 @@ class ApiKey:
 
 @dataclass(slots=True)
 class UsageEvent:
-    """One metered exchange: who, which key, model, tokens, cost and timing. No content."""
+    """One metered exchange: who, which key, model, tokens, cost and timing. No content.
+
+    ``model`` is the name the client asked for, ``provider``/``provider_model`` what served
+    it (empty when no provider was reached). ``input_tokens`` include ``cached_tokens``,
+    ``output_tokens`` include ``reasoning_tokens``. ``flags`` are words such as ``partial``,
+    ``estimated``, ``unpriced``; ``billable`` is false for exchanges no provider charged for.
+    ``request_id`` is unique: writing an event twice stores it once.
+    """
 
     request_id: str
     account_id: str | None
@@ -146,11 +156,56 @@ class UsageEvent:
     ip: str | None = None
     user_agent: str | None = None
     created_at: datetime = field(default_factory=utcnow)
+    surface: str = ""
+    provider_model: str = ""
+    attempts: int = 0
+    error_type: str | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    ttft_ms: int | None = None
+    streamed: bool = False
+    flags: list[str] = field(default_factory=list)
+    billable: bool = True
+    client_request_id: str | None = None  # the client's own x-request-id, when it sent one
+
+
+@dataclass(slots=True)
+class UsageTotal:
+    """Usage events summed over one group of :meth:`Store.usage_totals`.
+
+    ``group`` maps each dimension asked for to its value (``None`` for a missing account or
+    key); ``requests`` counts every event, ``billed_requests`` the billable ones.
+    """
+
+    group: dict[str, str | None]
+    requests: int = 0
+    billed_requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+
+@dataclass(slots=True)
+class BillingLine:
+    """One model's share of a monthly billing record."""
+
+    model: str
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
 
 
 @dataclass(slots=True)
 class BillingRecord:
-    """Monthly totals of one account, kept for invoicing (``month`` is ``YYYY-MM``)."""
+    """Monthly totals of one account, kept for invoicing (``month`` is ``YYYY-MM``).
+
+    ``lines`` break the totals down per client-facing model; ``closed_at`` is set once the
+    month ended and the record was written as final.
+    """
 
     account_id: str
     month: str
@@ -159,6 +214,9 @@ class BillingRecord:
     output_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     updated_at: datetime = field(default_factory=utcnow)
+    cached_tokens: int = 0
+    lines: list[BillingLine] = field(default_factory=list)
+    closed_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -265,6 +323,22 @@ class Store(abc.ABC):
     ) -> list[UsageEvent]:
         """Events matching every filter given; ``since`` inclusive, ``until`` exclusive."""
 
+    @abc.abstractmethod
+    async def usage_totals(
+        self,
+        *,
+        group_by: Sequence[str],
+        account_id: str | None = None,
+        key_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        billable_only: bool = False,
+    ) -> list[UsageTotal]:
+        """Events matching the filters, summed per distinct value of the ``group_by``
+        dimensions (names from :data:`USAGE_DIMENSIONS`), ordered by those values (``None``
+        first). Money is summed exactly, as decimals. An empty ``group_by`` gives one total
+        (none when nothing matched)."""
+
     # billing -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def upsert_billing_record(self, record: BillingRecord) -> None:
@@ -291,6 +365,13 @@ def check_account_changes(changes: Mapping[str, Any]) -> None:
     unknown = set(changes) - ACCOUNT_UPDATABLE
     if unknown:
         raise ValueError(f"cannot update account field(s): {', '.join(sorted(unknown))}")
+
+
+def check_dimensions(group_by: Sequence[str]) -> None:
+    """Refuse a grouping outside :data:`USAGE_DIMENSIONS` (a programming error)."""
+    unknown = [d for d in group_by if d not in USAGE_DIMENSIONS]
+    if unknown:
+        raise ValueError(f"cannot group usage by: {', '.join(unknown)}")
 
 
 def check_status(status: str) -> None:

@@ -37,6 +37,7 @@ from onyproxy.storage.base import (
     StorageError,
     Store,
     UsageEvent,
+    UsageTotal,
     check_account_changes,
     check_status,
     utcnow,
@@ -51,7 +52,10 @@ from onyproxy.storage.mongo_documents import (
     key_doc,
     key_from,
     time_range,
+    to_money,
     to_time,
+    total_from,
+    totals_pipeline,
     usage_doc,
     usage_from,
 )
@@ -205,6 +209,8 @@ class MongoStore(Store):
         values = dict(changes)
         if values.get("billing") is not None:
             values["billing"] = asdict(values["billing"])
+        if "budget_usd" in values:
+            values["budget_usd"] = to_money(values["budget_usd"])
         values["updated_at"] = utcnow()
         return await self._update_account(account_id, values)
 
@@ -315,6 +321,26 @@ class MongoStore(Store):
             cursor = self.db.usage_events.find(query).sort([("created_at", 1), ("request_id", 1)])
             docs = await cursor.limit(limit).to_list()
         return [usage_from(d) for d in docs]
+
+    async def usage_totals(
+        self,
+        *,
+        group_by: Sequence[str],
+        account_id: str | None = None,
+        key_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        billable_only: bool = False,
+    ) -> list[UsageTotal]:
+        query = {k: v for k, v in (("account_id", account_id), ("key_id", key_id))
+                 if v is not None}
+        if bounds := time_range(since, until):
+            query["created_at"] = bounds
+        pipeline = totals_pipeline(group_by, query, billable_only)
+        with self._guard():
+            cursor = await self.db.usage_events.aggregate(pipeline)
+            docs = await cursor.to_list()
+        return [total_from(d, group_by) for d in docs]
 
     # billing -------------------------------------------------------------------------------
     async def upsert_billing_record(self, record: BillingRecord) -> None:

@@ -29,11 +29,13 @@ from onyproxy.storage.base import (
     StorageError,
     Store,
     UsageEvent,
+    UsageTotal,
     check_account_changes,
     check_status,
     utcnow,
 )
 from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate
+from onyproxy.storage.sqlite_totals import register_functions, total_from, totals_query
 
 T = TypeVar("T")
 
@@ -74,6 +76,7 @@ def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
     try:
         conn.row_factory = sqlite3.Row
+        register_functions(conn)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -313,14 +316,29 @@ class SQLiteStore(Store):
         found = await self._run(lambda c: c.execute(sql, (*args, limit)).fetchall())
         return [rows.usage_from(r) for r in found]
 
+    async def usage_totals(
+        self,
+        *,
+        group_by: Sequence[str],
+        account_id: str | None = None,
+        key_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        billable_only: bool = False,
+    ) -> list[UsageTotal]:
+        sql, args = totals_query(group_by, account_id=account_id, key_id=key_id, since=since,
+                                 until=until, billable_only=billable_only)
+        found = await self._run(lambda c: c.execute(sql, args).fetchall())
+        return [total_from(r, group_by) for r in found]
+
     # billing -------------------------------------------------------------------------------
     async def upsert_billing_record(self, record: BillingRecord) -> None:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in
+                            rows.BILLING_COLUMNS.replace(" ", "").split(",")[2:])
         sql = (
             f"INSERT INTO billing_records ({rows.BILLING_COLUMNS}) "
             f"VALUES ({rows.placeholders(rows.BILLING_COLUMNS)}) "
-            "ON CONFLICT (account_id, month) DO UPDATE SET requests = excluded.requests, "
-            "input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, "
-            "cost_usd = excluded.cost_usd, updated_at = excluded.updated_at"
+            f"ON CONFLICT (account_id, month) DO UPDATE SET {updates}"
         )
         args = rows.billing_row(record)
         await self._run(lambda c: c.execute(sql, args))

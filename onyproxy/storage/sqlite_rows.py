@@ -18,6 +18,7 @@ from onyproxy.storage.base import (
     ApiKey,
     AuditEntry,
     BillingInfo,
+    BillingLine,
     BillingRecord,
     UsageEvent,
     to_utc,
@@ -25,7 +26,7 @@ from onyproxy.storage.base import (
 
 ACCOUNT_COLUMNS = (
     "id, email, first_name, last_name, phone, company, billing, role, status, "
-    "created_at, updated_at, deleted_at"
+    "created_at, updated_at, deleted_at, budget_usd"
 )
 KEY_COLUMNS = (
     "id, account_id, name, prefix, hash, created_at, last_used_at, expires_at, revoked, "
@@ -33,10 +34,13 @@ KEY_COLUMNS = (
 )
 USAGE_COLUMNS = (
     "request_id, account_id, key_id, model, provider, input_tokens, output_tokens, cost_usd, "
-    "status, latency_ms, ip, user_agent, created_at"
+    "status, latency_ms, ip, user_agent, created_at, surface, provider_model, attempts, "
+    "error_type, cached_tokens, reasoning_tokens, ttft_ms, streamed, flags, billable, "
+    "client_request_id"
 )
 BILLING_COLUMNS = (
-    "account_id, month, requests, input_tokens, output_tokens, cost_usd, updated_at"
+    "account_id, month, requests, input_tokens, output_tokens, cost_usd, updated_at, "
+    "cached_tokens, lines, closed_at"
 )
 AUDIT_COLUMNS = "id, at, actor, action, target, details"
 
@@ -59,10 +63,20 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
 def account_value(name: str, value: Any) -> Any:
-    """One account field as stored (billing info becomes JSON)."""
+    """One account field as stored (billing info becomes JSON, money decimal text)."""
     if name == "billing":
         return _json(asdict(value) if value is not None else None)
+    if name == "budget_usd":
+        return _money(value)
     return value
 
 
@@ -71,7 +85,7 @@ def account_row(a: Account) -> tuple[Any, ...]:
     return (
         a.id, a.email, a.first_name, a.last_name, a.phone, a.company,
         account_value("billing", a.billing), a.role, a.status, to_text(a.created_at),
-        to_text(a.updated_at), to_text(a.deleted_at),
+        to_text(a.updated_at), to_text(a.deleted_at), _money(a.budget_usd),
     )
 
 
@@ -84,6 +98,7 @@ def account_from(row: sqlite3.Row) -> Account:
         billing=BillingInfo(**billing) if billing is not None else None,
         role=row["role"], status=row["status"], created_at=_time(row["created_at"]),
         updated_at=_time(row["updated_at"]), deleted_at=_time(row["deleted_at"]),
+        budget_usd=_decimal(row["budget_usd"]),
     )
 
 
@@ -92,7 +107,7 @@ def key_row(k: ApiKey) -> tuple[Any, ...]:
     return (
         k.id, k.account_id, k.name, k.prefix, k.hash, to_text(k.created_at),
         to_text(k.last_used_at), to_text(k.expires_at), int(k.revoked), to_text(k.revoked_at),
-        k.rpm, k.tpm, k.concurrent, None if k.budget_usd is None else str(k.budget_usd),
+        k.rpm, k.tpm, k.concurrent, _money(k.budget_usd),
         _json(k.models),
     )
 
@@ -105,7 +120,7 @@ def key_from(row: sqlite3.Row) -> ApiKey:
         last_used_at=_time(row["last_used_at"]), expires_at=_time(row["expires_at"]),
         revoked=bool(row["revoked"]), revoked_at=_time(row["revoked_at"]), rpm=row["rpm"],
         tpm=row["tpm"], concurrent=row["concurrent"],
-        budget_usd=None if row["budget_usd"] is None else Decimal(row["budget_usd"]),
+        budget_usd=_decimal(row["budget_usd"]),
         models=None if row["models"] is None else json.loads(row["models"]),
     )
 
@@ -115,7 +130,9 @@ def usage_row(e: UsageEvent) -> tuple[Any, ...]:
     return (
         e.request_id, e.account_id, e.key_id, e.model, e.provider, e.input_tokens,
         e.output_tokens, str(e.cost_usd), e.status, e.latency_ms, e.ip, e.user_agent,
-        to_text(e.created_at),
+        to_text(e.created_at), e.surface, e.provider_model, e.attempts, e.error_type,
+        e.cached_tokens, e.reasoning_tokens, e.ttft_ms, int(e.streamed), json.dumps(e.flags),
+        int(e.billable), e.client_request_id,
     )
 
 
@@ -127,6 +144,12 @@ def usage_from(row: sqlite3.Row) -> UsageEvent:
         output_tokens=row["output_tokens"], cost_usd=Decimal(row["cost_usd"]),
         status=row["status"], latency_ms=row["latency_ms"], ip=row["ip"],
         user_agent=row["user_agent"], created_at=_time(row["created_at"]),
+        surface=row["surface"], provider_model=row["provider_model"],
+        attempts=row["attempts"], error_type=row["error_type"],
+        cached_tokens=row["cached_tokens"], reasoning_tokens=row["reasoning_tokens"],
+        ttft_ms=row["ttft_ms"], streamed=bool(row["streamed"]),
+        flags=json.loads(row["flags"]), billable=bool(row["billable"]),
+        client_request_id=row["client_request_id"],
     )
 
 
@@ -134,7 +157,9 @@ def billing_row(b: BillingRecord) -> tuple[Any, ...]:
     """The values of :data:`BILLING_COLUMNS` for ``b``."""
     return (
         b.account_id, b.month, b.requests, b.input_tokens, b.output_tokens, str(b.cost_usd),
-        to_text(b.updated_at),
+        to_text(b.updated_at), b.cached_tokens,
+        json.dumps([{**asdict(line), "cost_usd": str(line.cost_usd)} for line in b.lines]),
+        to_text(b.closed_at),
     )
 
 
@@ -144,6 +169,9 @@ def billing_from(row: sqlite3.Row) -> BillingRecord:
         account_id=row["account_id"], month=row["month"], requests=row["requests"],
         input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
         cost_usd=Decimal(row["cost_usd"]), updated_at=_time(row["updated_at"]),
+        cached_tokens=row["cached_tokens"], closed_at=_time(row["closed_at"]),
+        lines=[BillingLine(**{**line, "cost_usd": Decimal(line["cost_usd"])})
+               for line in json.loads(row["lines"])],
     )
 
 

@@ -95,6 +95,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX audit_log_at ON audit_log (at)",
         "CREATE INDEX audit_log_target ON audit_log (target, at)",
     ),
+    # 2: metering (what served each request, token details, flags), account budgets, billing
+    # line items and the closing of a month
+    (
+        "ALTER TABLE usage_events ADD COLUMN surface TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE usage_events ADD COLUMN provider_model TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE usage_events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_events ADD COLUMN error_type TEXT",
+        "ALTER TABLE usage_events ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_events ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_events ADD COLUMN ttft_ms INTEGER",
+        "ALTER TABLE usage_events ADD COLUMN streamed INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_events ADD COLUMN flags TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE usage_events ADD COLUMN billable INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE usage_events ADD COLUMN client_request_id TEXT",
+        "ALTER TABLE accounts ADD COLUMN budget_usd TEXT",
+        "ALTER TABLE billing_records ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE billing_records ADD COLUMN lines TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE billing_records ADD COLUMN closed_at TEXT",
+    ),
 )
 
 
