@@ -61,10 +61,12 @@ async def _run(request: web.Request, gw: Gateway, ex: Exchange,
     ex.body = await read_body(request)
     ex.model, ex.stream = op.parse(ex.body, request)
     model = gw.config.models.get(ex.model)
+    # An unknown model is answered only after the request hooks, so that an unauthenticated
+    # caller learns nothing about which model names exist; plugins see empty targets.
+    ex.targets = list(model.targets) if model is not None else []
+    await gw.pipeline.request(ex)
     if model is None:
         raise model_not_found(ex.model)
-    ex.targets = list(model.targets)
-    await gw.pipeline.request(ex)
     ctx = translate.Context(model=ex.model, operation=ex.operation, request=ex.body,
                             include_usage=op.wants_usage_chunk(ex.body), stream=ex.stream)
     reply = await forward(gw, ex, ctx)

@@ -112,3 +112,14 @@ async def test_client_disconnect_cancels_non_stream_upstream_call(gateway, fake_
             break
         await asyncio.sleep(0.05)
     assert fake_openai.in_flight == 0
+
+
+async def test_error_event_inside_a_stream_ends_it_as_an_error(gateway, fake_openai):
+    server = await gateway(openai_provider(fake_openai))
+    fake_openai.script(Behaviour.error_in_stream(after_events=2))
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(server.make_url(CHAT), json={**BODY, "stream": True})
+        lines = [line.decode().strip() async for line in resp.content]
+    data = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+    assert "error" in data[-1] and "'up'" in data[-1]["error"]["message"]
+    assert data[-1]["error"]["code"] == "upstream_stream_error"

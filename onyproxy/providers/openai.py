@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from onyproxy.providers.base import Adapter, Reply
+from onyproxy.providers.base import Adapter, Reply, UpstreamError
 from onyproxy.providers.http import post
 
 if TYPE_CHECKING:
     from onyproxy.config.model import TargetConfig
     from onyproxy.exchange import Exchange, Usage
+    from onyproxy.sse import Event
 
 _PATHS = {
     ("openai", "chat"): "/chat/completions",
@@ -43,8 +45,25 @@ class OpenAIAdapter(Adapter):
         if reply.body is not None:
             self.read_usage(shape, reply.body, ex.usage)
         else:
-            reply.events = self.metered(shape, reply.events, ex.usage)
+            reply.events = self.metered(shape, self.checked(reply.events), ex.usage)
         return reply
+
+    async def checked(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        """Pass events through; an ``{"error": ...}`` event ends the stream as an error.
+
+        OpenAI-compatible servers report failures after the 200 this way; relayed untouched,
+        the exchange would count as a success.
+        """
+        async for event in events:
+            obj = event.json() if '"error"' in event.data else None
+            if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+                _, kind, _, code = read_openai_error(obj)
+                # The provider's message may echo the prompt; the client gets a neutral one.
+                raise UpstreamError(self.name, 502, "stream",
+                                    f"The provider '{self.name}' reported "
+                                    f"{kind or 'an error'} mid-stream.",
+                                    retryable=False, error_type=kind, code=code)
+            yield event
 
     def read_usage(self, shape: str, obj: dict[str, Any], usage: Usage) -> None:
         if shape == "openai-responses":
