@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from onyproxy.storage.privacy import PrivacyStore
+
 AccountStatus = Literal["active", "suspended", "deleted"]
 Role = Literal["user", "admin"]
 
@@ -25,7 +27,8 @@ ACCOUNT_STATUSES: tuple[str, ...] = ("active", "suspended", "deleted")
 ROLES: tuple[str, ...] = ("user", "admin")
 #: Fields of an account that :meth:`Store.update_account` may change (status has its own call).
 ACCOUNT_UPDATABLE: frozenset[str] = frozenset(
-    {"first_name", "last_name", "email", "phone", "company", "billing", "role", "budget_usd"}
+    {"first_name", "last_name", "email", "phone", "company", "billing", "role", "budget_usd",
+     "regions"}
 )
 #: What :meth:`Store.usage_totals` can group by: ``day`` is the UTC date ``YYYY-MM-DD``.
 USAGE_DIMENSIONS: tuple[str, ...] = ("account", "key", "model", "provider", "day")
@@ -104,6 +107,7 @@ class Account:
     updated_at: datetime = field(default_factory=utcnow)
     deleted_at: datetime | None = None
     budget_usd: Decimal | None = None  # monthly, all the account's keys together
+    regions: list[str] | None = None  # provider regions its requests may go to; None: any
 
     @property
     def name(self) -> str:
@@ -130,6 +134,7 @@ class ApiKey:
     concurrent: int | None = None
     budget_usd: Decimal | None = None
     models: list[str] | None = None
+    regions: list[str] | None = None  # provider regions its requests may go to; None: any
 
 
 @dataclass(slots=True)
@@ -229,9 +234,13 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
     at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=lambda: new_id("aud"))
+    # The hash chain (see onyproxy.storage.audit_chain), set by Store.append_audit.
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
 
 
-class Store(abc.ABC):
+class Store(PrivacyStore, abc.ABC):
     """The narrow async repository every backend implements.
 
     Lists are ordered oldest first (then by id). Methods that change a record return the record

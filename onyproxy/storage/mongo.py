@@ -45,7 +45,6 @@ from onyproxy.storage.base import (
 from onyproxy.storage.mongo_documents import (
     account_doc,
     account_from,
-    audit_doc,
     audit_from,
     billing_doc,
     billing_from,
@@ -59,6 +58,7 @@ from onyproxy.storage.mongo_documents import (
     usage_doc,
     usage_from,
 )
+from onyproxy.storage.mongo_privacy import MongoPrivacy
 
 DEFAULT_DATABASE = "onyproxy"
 _DAY = 86_400
@@ -73,7 +73,7 @@ def _hosts(url: str) -> str:
     return rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2] or "?"
 
 
-class MongoStore(Store):
+class MongoStore(MongoPrivacy, Store):
     """A :class:`Store` in one MongoDB database."""
 
     def __init__(self, client: AsyncMongoClient, db: AsyncDatabase, where: str) -> None:
@@ -143,6 +143,7 @@ class MongoStore(Store):
         await db.audit_log.create_index([("at", ASCENDING), ("_id", ASCENDING)], name="at")
         await db.audit_log.create_index([("target", ASCENDING), ("at", ASCENDING)],
                                         name="target_at")
+        await self._create_privacy_indexes()
 
     async def _create_ttl_index(self, collection: str, field: str, seconds: int) -> None:
         """Create the TTL index, or change its expiry in place when retention was changed."""
@@ -363,9 +364,7 @@ class MongoStore(Store):
 
     # audit log -----------------------------------------------------------------------------
     async def append_audit(self, entry: AuditEntry) -> None:
-        doc = audit_doc(entry)
-        with self._guard():
-            await self.db.audit_log.insert_one(doc)
+        await self._append_chained(entry)  # a link of the hash chain (mongo_privacy)
 
     async def list_audit(
         self, *, actor: str | None = None, target: str | None = None, limit: int = 100

@@ -34,6 +34,7 @@ from onyproxy.storage.base import (
     check_status,
     utcnow,
 )
+from onyproxy.storage.sqlite_privacy import SQLitePrivacy
 from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate
 from onyproxy.storage.sqlite_totals import register_functions, total_from, totals_query
 
@@ -46,6 +47,7 @@ _UNIQUE_FIELDS = {
     "api_keys.hash": "hash",
     "api_keys.id": "id",
     "audit_log.id": "id",
+    "objections.id": "id",
 }
 
 
@@ -87,7 +89,7 @@ def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLitePrivacy, Store):
     """A :class:`Store` in one SQLite file (or ``:memory:``), served by one worker thread."""
 
     def __init__(self, path: str, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
@@ -358,12 +360,7 @@ class SQLiteStore(Store):
 
     # audit log -----------------------------------------------------------------------------
     async def append_audit(self, entry: AuditEntry) -> None:
-        sql = (
-            f"INSERT INTO audit_log ({rows.AUDIT_COLUMNS}) "
-            f"VALUES ({rows.placeholders(rows.AUDIT_COLUMNS)})"
-        )
-        args = rows.audit_row(entry)
-        await self._run(lambda c: c.execute(sql, args))
+        await self._append_chained(entry)  # a link of the hash chain (sqlite_privacy)
 
     async def list_audit(
         self, *, actor: str | None = None, target: str | None = None, limit: int = 100

@@ -26,11 +26,11 @@ from onyproxy.storage.base import (
 
 ACCOUNT_COLUMNS = (
     "id, email, first_name, last_name, phone, company, billing, role, status, "
-    "created_at, updated_at, deleted_at, budget_usd"
+    "created_at, updated_at, deleted_at, budget_usd, regions"
 )
 KEY_COLUMNS = (
     "id, account_id, name, prefix, hash, created_at, last_used_at, expires_at, revoked, "
-    "revoked_at, rpm, tpm, concurrent, budget_usd, models"
+    "revoked_at, rpm, tpm, concurrent, budget_usd, models, regions"
 )
 USAGE_COLUMNS = (
     "request_id, account_id, key_id, model, provider, input_tokens, output_tokens, cost_usd, "
@@ -42,7 +42,7 @@ BILLING_COLUMNS = (
     "account_id, month, requests, input_tokens, output_tokens, cost_usd, updated_at, "
     "cached_tokens, lines, closed_at"
 )
-AUDIT_COLUMNS = "id, at, actor, action, target, details"
+AUDIT_COLUMNS = "id, at, actor, action, target, details, seq, prev_hash, hash"
 
 
 def placeholders(columns: str) -> str:
@@ -77,6 +77,8 @@ def account_value(name: str, value: Any) -> Any:
         return _json(asdict(value) if value is not None else None)
     if name == "budget_usd":
         return _money(value)
+    if name == "regions":
+        return _json(value)
     return value
 
 
@@ -86,6 +88,7 @@ def account_row(a: Account) -> tuple[Any, ...]:
         a.id, a.email, a.first_name, a.last_name, a.phone, a.company,
         account_value("billing", a.billing), a.role, a.status, to_text(a.created_at),
         to_text(a.updated_at), to_text(a.deleted_at), _money(a.budget_usd),
+        _json(a.regions),
     )
 
 
@@ -99,6 +102,7 @@ def account_from(row: sqlite3.Row) -> Account:
         role=row["role"], status=row["status"], created_at=_time(row["created_at"]),
         updated_at=_time(row["updated_at"]), deleted_at=_time(row["deleted_at"]),
         budget_usd=_decimal(row["budget_usd"]),
+        regions=None if row["regions"] is None else json.loads(row["regions"]),
     )
 
 
@@ -108,7 +112,7 @@ def key_row(k: ApiKey) -> tuple[Any, ...]:
         k.id, k.account_id, k.name, k.prefix, k.hash, to_text(k.created_at),
         to_text(k.last_used_at), to_text(k.expires_at), int(k.revoked), to_text(k.revoked_at),
         k.rpm, k.tpm, k.concurrent, _money(k.budget_usd),
-        _json(k.models),
+        _json(k.models), _json(k.regions),
     )
 
 
@@ -122,6 +126,7 @@ def key_from(row: sqlite3.Row) -> ApiKey:
         tpm=row["tpm"], concurrent=row["concurrent"],
         budget_usd=_decimal(row["budget_usd"]),
         models=None if row["models"] is None else json.loads(row["models"]),
+        regions=None if row["regions"] is None else json.loads(row["regions"]),
     )
 
 
@@ -177,12 +182,14 @@ def billing_from(row: sqlite3.Row) -> BillingRecord:
 
 def audit_row(a: AuditEntry) -> tuple[Any, ...]:
     """The values of :data:`AUDIT_COLUMNS` for ``a``."""
-    return (a.id, to_text(a.at), a.actor, a.action, a.target, json.dumps(a.details))
+    return (a.id, to_text(a.at), a.actor, a.action, a.target, json.dumps(a.details), a.seq,
+            a.prev_hash, a.hash)
 
 
 def audit_from(row: sqlite3.Row) -> AuditEntry:
     """The audit entry stored in ``row``."""
     return AuditEntry(
         id=row["id"], at=_time(row["at"]), actor=row["actor"], action=row["action"],
-        target=row["target"], details=json.loads(row["details"]),
+        target=row["target"], details=json.loads(row["details"]), seq=row["seq"],
+        prev_hash=row["prev_hash"], hash=row["hash"],
     )

@@ -114,6 +114,61 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE billing_records ADD COLUMN lines TEXT NOT NULL DEFAULT '[]'",
         "ALTER TABLE billing_records ADD COLUMN closed_at TEXT",
     ),
+    # 3: privacy: allowed regions of accounts and keys, the audit log's hash chain (and no
+    # edits or deletions of chained entries), objections, privacy-policy acceptance, job
+    # leases, and indexes for the retention purges
+    (
+        "ALTER TABLE accounts ADD COLUMN regions TEXT",
+        "ALTER TABLE api_keys ADD COLUMN regions TEXT",
+        "ALTER TABLE audit_log ADD COLUMN seq INTEGER",
+        "ALTER TABLE audit_log ADD COLUMN prev_hash TEXT",
+        "ALTER TABLE audit_log ADD COLUMN hash TEXT",
+        "CREATE UNIQUE INDEX audit_log_seq ON audit_log (seq)",
+        """
+        CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log
+        WHEN OLD.seq IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+        """,
+        """
+        CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+        """,
+        """
+        CREATE TABLE objections (
+            id           TEXT PRIMARY KEY,
+            account_id   TEXT NOT NULL,
+            reason       TEXT NOT NULL,
+            actor        TEXT NOT NULL,
+            created_at   TEXT NOT NULL,
+            decision     TEXT,
+            status       TEXT NOT NULL DEFAULT 'open'
+                         CHECK (status IN ('open', 'upheld', 'rejected')),
+            resolved_at  TEXT,
+            resolved_by  TEXT,
+            resolution   TEXT
+        )
+        """,
+        "CREATE INDEX objections_status ON objections (status, created_at)",
+        "CREATE INDEX objections_account ON objections (account_id, created_at)",
+        """
+        CREATE TABLE policy_acceptances (
+            account_id      TEXT PRIMARY KEY,
+            version         TEXT,
+            accepted_at     TEXT,
+            notice_version  TEXT,
+            notice_at       TEXT
+        )
+        """,
+        """
+        CREATE TABLE job_leases (
+            name    TEXT PRIMARY KEY,
+            holder  TEXT NOT NULL,
+            until   TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX accounts_deleted ON accounts (status, deleted_at)",
+        "CREATE INDEX billing_records_month ON billing_records (month)",
+    ),
 )
 
 
