@@ -5,6 +5,8 @@ Methods: ``generateContent``, ``streamGenerateContent``, ``embedContent`` and
 ``/v1beta``), always streams with ``?alt=sse`` and embeds through ``batchEmbedContents``.
 Without ``alt=sse`` the real API streams one JSON array; here that array holds a single, complete
 response (the answer is produced in full first), which parses the same for array readers.
+SSE events are ``data: <GenerateContentResponse>`` and a blank line, LF-framed: the real API
+ends lines with CRLF, and google-genai, like any SSE reader, takes either.
 
 aiohttp's ``{model}`` stops at ``/`` and a model id may hold one (``models/org/name``), so one
 route takes the whole tail and splits off the method at the last ``:``. The key arrives as
