@@ -85,8 +85,8 @@ def display_prefix(secret: str) -> str:
 
 
 def key_is_usable(key: ApiKey, now: datetime | None = None) -> bool:
-    """True when the key is neither revoked nor expired at ``now``."""
-    if key.revoked:
+    """True when the key is neither revoked, suspended nor expired at ``now``."""
+    if key.revoked or key.suspended_at is not None:
         return False
     return key.expires_at is None or key.expires_at > (now or utcnow())
 
@@ -205,6 +205,11 @@ async def rotate_key(store: Store, key_id: str, *, pepper: str | bytes) -> Issue
         raise NotFoundError("key", key_id)
     if old.revoked:
         raise ValidationError("key_id", "the key is revoked; create a new key instead")
+    if old.suspended:
+        # A new secret would carry the same settings but not the suspension: lifting it is an
+        # admin's decision (reinstate), not a side effect of rotation.
+        raise ValidationError("key_id", "the key is suspended; reinstate it first, or revoke "
+                                        "it and create a new key")
     if not key_is_usable(old):
         raise ValidationError("key_id", "the key has expired; create a new key instead")
     record = ApiKey(

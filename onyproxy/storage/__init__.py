@@ -29,6 +29,7 @@ from onyproxy.storage.base import (
     to_utc,
     utcnow,
 )
+from onyproxy.storage.security import SecurityEvent
 
 __all__ = [
     "Account",
@@ -41,6 +42,7 @@ __all__ = [
     "ConflictError",
     "NotFoundError",
     "Role",
+    "SecurityEvent",
     "StorageError",
     "Store",
     "UsageEvent",

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from onyproxy.storage.privacy import PrivacyStore
+from onyproxy.storage.security import SecurityStore
 
 AccountStatus = Literal["active", "suspended", "deleted"]
 Role = Literal["user", "admin"]
@@ -135,6 +136,14 @@ class ApiKey:
     budget_usd: Decimal | None = None
     models: list[str] | None = None
     regions: list[str] | None = None  # provider regions its requests may go to; None: any
+    # Stops the key like a revocation, but an admin can lift it (onyproxy.storage.security).
+    suspended_at: datetime | None = None
+    suspended_by: str | None = None
+    suspended_reason: str | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
 
 @dataclass(slots=True)
@@ -240,7 +249,7 @@ class AuditEntry:
     hash: str | None = None
 
 
-class Store(PrivacyStore, abc.ABC):
+class Store(PrivacyStore, SecurityStore, abc.ABC):
     """The narrow async repository every backend implements.
 
     Lists are ordered oldest first (then by id). Methods that change a record return the record

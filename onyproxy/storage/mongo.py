@@ -59,6 +59,7 @@ from onyproxy.storage.mongo_documents import (
     usage_from,
 )
 from onyproxy.storage.mongo_privacy import MongoPrivacy
+from onyproxy.storage.mongo_security import MongoSecurity
 
 DEFAULT_DATABASE = "onyproxy"
 _DAY = 86_400
@@ -73,7 +74,7 @@ def _hosts(url: str) -> str:
     return rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2] or "?"
 
 
-class MongoStore(MongoPrivacy, Store):
+class MongoStore(MongoPrivacy, MongoSecurity, Store):
     """A :class:`Store` in one MongoDB database."""
 
     def __init__(self, client: AsyncMongoClient, db: AsyncDatabase, where: str) -> None:
@@ -144,6 +145,7 @@ class MongoStore(MongoPrivacy, Store):
         await db.audit_log.create_index([("target", ASCENDING), ("at", ASCENDING)],
                                         name="target_at")
         await self._create_privacy_indexes()
+        await self._create_security_indexes(usage_ttl_s)
 
     async def _create_ttl_index(self, collection: str, field: str, seconds: int) -> None:
         """Create the TTL index, or change its expiry in place when retention was changed."""

@@ -67,7 +67,7 @@ def key_doc(k: ApiKey) -> dict[str, Any]:
     """The document stored for a key record (``_id`` is the key id)."""
     doc = asdict(k)
     doc["_id"] = doc.pop("id")
-    for name in ("created_at", "last_used_at", "expires_at", "revoked_at"):
+    for name in ("created_at", "last_used_at", "expires_at", "revoked_at", "suspended_at"):
         doc[name] = to_time(doc[name])
     doc["budget_usd"] = to_money(k.budget_usd)
     return doc

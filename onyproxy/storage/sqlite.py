@@ -36,6 +36,7 @@ from onyproxy.storage.base import (
 )
 from onyproxy.storage.sqlite_privacy import SQLitePrivacy
 from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate
+from onyproxy.storage.sqlite_security import SQLiteSecurity
 from onyproxy.storage.sqlite_totals import register_functions, total_from, totals_query
 
 T = TypeVar("T")
@@ -48,6 +49,7 @@ _UNIQUE_FIELDS = {
     "api_keys.id": "id",
     "audit_log.id": "id",
     "objections.id": "id",
+    "security_events.id": "id",
 }
 
 
@@ -89,7 +91,7 @@ def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(SQLitePrivacy, Store):
+class SQLiteStore(SQLitePrivacy, SQLiteSecurity, Store):
     """A :class:`Store` in one SQLite file (or ``:memory:``), served by one worker thread."""
 
     def __init__(self, path: str, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:

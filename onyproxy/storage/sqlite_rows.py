@@ -30,7 +30,8 @@ ACCOUNT_COLUMNS = (
 )
 KEY_COLUMNS = (
     "id, account_id, name, prefix, hash, created_at, last_used_at, expires_at, revoked, "
-    "revoked_at, rpm, tpm, concurrent, budget_usd, models, regions"
+    "revoked_at, rpm, tpm, concurrent, budget_usd, models, regions, suspended_at, "
+    "suspended_by, suspended_reason"
 )
 USAGE_COLUMNS = (
     "request_id, account_id, key_id, model, provider, input_tokens, output_tokens, cost_usd, "
@@ -112,7 +113,8 @@ def key_row(k: ApiKey) -> tuple[Any, ...]:
         k.id, k.account_id, k.name, k.prefix, k.hash, to_text(k.created_at),
         to_text(k.last_used_at), to_text(k.expires_at), int(k.revoked), to_text(k.revoked_at),
         k.rpm, k.tpm, k.concurrent, _money(k.budget_usd),
-        _json(k.models), _json(k.regions),
+        _json(k.models), _json(k.regions), to_text(k.suspended_at), k.suspended_by,
+        k.suspended_reason,
     )
 
 
@@ -127,6 +129,8 @@ def key_from(row: sqlite3.Row) -> ApiKey:
         budget_usd=_decimal(row["budget_usd"]),
         models=None if row["models"] is None else json.loads(row["models"]),
         regions=None if row["regions"] is None else json.loads(row["regions"]),
+        suspended_at=_time(row["suspended_at"]), suspended_by=row["suspended_by"],
+        suspended_reason=row["suspended_reason"],
     )
 
 

@@ -169,6 +169,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX accounts_deleted ON accounts (status, deleted_at)",
         "CREATE INDEX billing_records_month ON billing_records (month)",
     ),
+    # 4: security: suspended keys (when, by whom, why) and the security plugin's events
+    (
+        "ALTER TABLE api_keys ADD COLUMN suspended_at TEXT",
+        "ALTER TABLE api_keys ADD COLUMN suspended_by TEXT",
+        "ALTER TABLE api_keys ADD COLUMN suspended_reason TEXT",
+        """
+        CREATE TABLE security_events (
+            id          TEXT PRIMARY KEY,
+            kind        TEXT NOT NULL,
+            at          TEXT NOT NULL,
+            action      TEXT NOT NULL CHECK (action IN ('log', 'suspend')),
+            key_id      TEXT,
+            account_id  TEXT,
+            client      TEXT,
+            reason      TEXT NOT NULL DEFAULT '',
+            evidence    TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX security_events_at ON security_events (at)",
+        "CREATE INDEX security_events_account ON security_events (account_id, at)",
+        "CREATE INDEX security_events_key ON security_events (key_id, at)",
+    ),
 )
 
 
