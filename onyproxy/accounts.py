@@ -35,6 +35,7 @@ __all__ = [
     "new_account",
     "normalize_email",
     "normalize_phone",
+    "normalize_regions",
     "set_account_status",
     "split_name",
     "update_account",
@@ -51,6 +52,7 @@ _EMAIL = re.compile(
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _PHONE_SEPARATORS = re.compile(r"[\s().-]")
 _TAX_ID = re.compile(r"^[A-Z0-9][A-Z0-9 ./-]{2,30}$")
+_REGION = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 
 
 class ValidationError(ValueError):
@@ -91,6 +93,26 @@ def normalize_phone(value: str | None) -> str | None:
             "phone", f"{value!r} is not an E.164 number (+ country code and number)"
         )
     return phone
+
+
+def normalize_regions(value: str | list[str] | None) -> list[str] | None:
+    """Provider regions requests may go to (``"tr,eu"`` or a list), lower-cased, in order.
+
+    ``None`` or empty means any region. Raises :class:`ValidationError` on ``regions``.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValidationError("regions", "must be a list of region codes, e.g. [\"tr\", \"eu\"]")
+    regions: list[str] = []
+    for item in items:
+        code = item.strip().lower()
+        if not _REGION.match(code):
+            raise ValidationError("regions", f"{item!r} is not a region code (e.g. tr, eu, us)")
+        if code not in regions:
+            regions.append(code)
+    return regions
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -178,6 +200,7 @@ def new_account(
     company: str | None = None,
     billing: BillingInfo | Mapping[str, Any] | None = None,
     role: str = "user",
+    regions: str | list[str] | None = None,
 ) -> Account:
     """A validated, normalised account record with a fresh id (not yet stored)."""
     first, last = _names(first_name, last_name, name)
@@ -188,7 +211,7 @@ def new_account(
     return Account(
         id=new_id("acc"), email=normalize_email(email), first_name=first, last_name=last,
         phone=normalize_phone(phone), company=company_name, billing=billing_info,
-        role=_role(role), created_at=now, updated_at=now,
+        role=_role(role), created_at=now, updated_at=now, regions=normalize_regions(regions),
     )
 
 
@@ -247,6 +270,8 @@ async def update_account(store: Store, account_id: str, **changes: Any) -> Accou
         values["billing"] = _billing(changes["billing"])
     if "role" in changes:
         values["role"] = _role(changes["role"])
+    if "regions" in changes:
+        values["regions"] = normalize_regions(changes["regions"])
     _check_corporate(
         values.get("company", current.company), values.get("billing", current.billing)
     )

@@ -15,6 +15,7 @@ from onyproxy.middleware import gateway_middleware
 from onyproxy.pepper import with_pepper
 from onyproxy.pipeline import Pipeline
 from onyproxy.providers import build_adapters
+from onyproxy.retention import RETENTION_JOB, RetentionJob
 from onyproxy.routes import add_routes
 from onyproxy.storage import open_store
 
@@ -54,9 +55,12 @@ async def gateway_context(app: web.Application) -> AsyncIterator[None]:
             gw.config = await with_pepper(config, gw.store)
             gw.pipeline = Pipeline([spec.plugin(spec.config, gw) for spec in config.plugins])
             await gw.pipeline.start()
+            app[RETENTION_JOB] = job = RetentionJob(gw.store, config.retention)
+            job.start()
             try:
                 yield
             finally:
+                await job.stop()
                 await gw.pipeline.stop()
         finally:
             await gw.store.close()

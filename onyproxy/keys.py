@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from onyproxy.accounts import ValidationError
+from onyproxy.accounts import ValidationError, normalize_regions
 from onyproxy.storage.base import ApiKey, NotFoundError, Store, new_id, to_utc, utcnow
 
 __all__ = [
@@ -167,6 +167,7 @@ async def create_key(
     budget_usd: Decimal | str | int | float | None = None,
     models: Iterable[str] | None = None,
     expires_at: datetime | None = None,
+    regions: str | list[str] | None = None,
 ) -> IssuedKey:
     """Issue a key for an account; the secret is in the result and nowhere else.
 
@@ -179,6 +180,7 @@ async def create_key(
         created_at=now, expires_at=_expiry(expires_at, now), rpm=_limit("rpm", rpm),
         tpm=_limit("tpm", tpm), concurrent=_limit("concurrent", concurrent),
         budget_usd=_budget(budget_usd), models=_models(models),
+        regions=normalize_regions(regions),
     )
     _pepper_bytes(pepper)
     account = await store.get_account(account_id)
@@ -217,6 +219,7 @@ async def rotate_key(store: Store, key_id: str, *, pepper: str | bytes) -> Issue
         created_at=utcnow(), expires_at=old.expires_at, rpm=old.rpm, tpm=old.tpm,
         concurrent=old.concurrent, budget_usd=old.budget_usd,
         models=list(old.models) if old.models is not None else None,
+        regions=list(old.regions) if old.regions is not None else None,
     )
     issued = await _issue(store, record, pepper)
     await store.revoke_key(key_id)

@@ -2,7 +2,7 @@
 
 - ``GET /admin/accounts?status=&limit=&offset=`` → ``{"data": [account, ...]}``
 - ``POST /admin/accounts`` ``{email, name | first_name + last_name, phone, company,
-  billing: {tax_id, address}, role}`` → 201 account
+  billing: {tax_id, address}, role, regions: ["tr", "eu"]}`` → 201 account
 - ``GET /admin/accounts/{id or email}`` → account
 - ``PATCH /admin/accounts/{id or email}`` any of the fields above and ``status``
   (``active`` | ``suspended`` | ``deleted``); ``null`` clears phone, company, billing
@@ -26,7 +26,8 @@ from onyproxy.admin.api import AdminCall, AdminRouter, bad_request, reply
 from onyproxy.admin.records import account_record
 from onyproxy.storage.base import ACCOUNT_STATUSES
 
-FIELDS = ("email", "name", "first_name", "last_name", "phone", "company", "billing", "role")
+FIELDS = ("email", "name", "first_name", "last_name", "phone", "company", "billing", "role",
+          "regions")
 MAX_PAGE = 1000
 
 

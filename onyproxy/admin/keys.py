@@ -4,7 +4,7 @@ that creates or rotates it; no other answer, log line or record holds it.
 - ``GET /admin/keys?account=ID_OR_EMAIL&include_revoked=true`` → ``{"data": [key, ...]}``
   (every account's keys without ``account``)
 - ``POST /admin/keys`` ``{account, name, rpm, tpm, concurrent, budget_usd, models,
-  expires_at}`` → 201 key with ``"key"``
+  expires_at, regions}`` → 201 key with ``"key"``
 - ``GET /admin/keys/{id}`` → key
 - ``POST /admin/keys/{id}/revoke`` → the key, revoked (idempotent)
 - ``POST /admin/keys/{id}/rotate`` → 201 the new key with ``"key"``; the old one is revoked
@@ -20,7 +20,8 @@ from onyproxy.admin.records import issued_record, key_record, parse_expiry
 from onyproxy.keys import create_key, revoke_key, rotate_key
 from onyproxy.storage import ApiKey, NotFoundError
 
-FIELDS = ("account", "name", "rpm", "tpm", "concurrent", "budget_usd", "models", "expires_at")
+FIELDS = ("account", "name", "rpm", "tpm", "concurrent", "budget_usd", "models", "expires_at",
+          "regions")
 PAGE = 500
 
 

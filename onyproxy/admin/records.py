@@ -45,6 +45,7 @@ def account_record(account: Account) -> dict[str, Any]:
         "created_at": timestamp(account.created_at),
         "updated_at": timestamp(account.updated_at),
         "deleted_at": timestamp(account.deleted_at),
+        "regions": account.regions,
     }
 
 
@@ -65,6 +66,7 @@ def key_record(key: ApiKey) -> dict[str, Any]:
         "concurrent": key.concurrent,
         "budget_usd": money(key.budget_usd),
         "models": key.models,
+        "regions": key.regions,
     }
 
 

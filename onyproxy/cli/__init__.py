@@ -11,7 +11,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["serve", "check_config", "version", "quickstart", "accounts", "keys"]
+COMMANDS = ["serve", "check_config", "version", "quickstart", "accounts", "keys", "retention",
+            "subject", "audit", "notify"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,6 +63,8 @@ def _contact_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--company")
     parser.add_argument("--tax-id", help="corporate billing: tax id (needs --company)")
     parser.add_argument("--address", help="corporate billing: invoice address")
+    parser.add_argument("--regions", metavar="A,B",
+                        help="only providers in these regions, e.g. tr,eu ('' lifts it)")
 
 
 def _json_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -80,7 +82,8 @@ def _create(args: argparse.Namespace):
     async def work(config: GatewayConfig, store: Store) -> int:
         account = await create_account(
             store, email=args.email, name=args.name, phone=args.phone, company=args.company,
-            billing=_billing(args), role="admin" if args.admin else "user")
+            billing=_billing(args), role="admin" if args.admin else "user",
+            regions=args.regions)
         await audit(store, "account.create", account.id, role=account.role)
         _show_account(account, args.json, f"Created account {account.id} ({account.email}).")
         return 0
@@ -114,7 +117,7 @@ def _update(args: argparse.Namespace):
     async def work(config: GatewayConfig, store: Store) -> int:
         account = await get_account(store, args.account)
         changes = {name: getattr(args, name) for name in ("email", "name", "phone", "company",
-                                                          "role")
+                                                          "role", "regions")
                    if getattr(args, name) is not None}
         billing = _billing(args)
         if billing is not None:

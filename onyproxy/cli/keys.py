@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--concurrent", type=int, help="requests in flight")
     create.add_argument("--budget-usd", metavar="USD", help="monthly budget, e.g. 25.00")
     create.add_argument("--models", metavar="A,B", help="only these model names")
+    create.add_argument("--regions", metavar="A,B",
+                        help="only providers in these regions, e.g. tr,eu")
     create.add_argument("--expires", metavar="DATE",
                         help="YYYY-MM-DD (stops working at 00:00 UTC that day) or ISO 8601")
     create.add_argument("--json", action="store_true", help="print JSON (secret under 'key')")
@@ -65,7 +67,8 @@ def _create(args: argparse.Namespace):
         issued = await create_key(
             store, account.id, pepper=config.security.key_pepper, name=args.name,
             rpm=args.rpm, tpm=args.tpm, concurrent=args.concurrent, budget_usd=args.budget_usd,
-            models=parse_models(args.models), expires_at=parse_expiry(args.expires, "expires"))
+            models=parse_models(args.models), expires_at=parse_expiry(args.expires, "expires"),
+            regions=args.regions)
         await audit(store, "key.create", issued.record.id, account_id=account.id)
         show_issued(issued, account, args.json, "Created")
         return 0
@@ -129,6 +132,8 @@ def show_issued(issued: IssuedKey, account: Account, as_json: bool, verb: str) -
               if (value := getattr(record, name)) is not None]
     if record.models is not None:
         limits.append(f"models {','.join(record.models)}")
+    if record.regions is not None:
+        limits.append(f"regions {','.join(record.regions)}")
     if record.expires_at is not None:
         limits.append(f"expires {_day(record.expires_at)} UTC")
     note(f"{verb} key {record.id} ({record.name!r}) for {account.email}"

@@ -28,29 +28,32 @@ def build(cls: type[T], raw: Any, problems: Problems, path: str = "") -> T | Non
         problems.add(path, f"expected a mapping, got {_kind(raw)}")
         return None
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("derived")}
+    # A field's YAML key is its name, or metadata "key" where the name cannot be a Python
+    # identifier (e.g. smtp ``from``).
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)
+              if not f.metadata.get("derived")}
     for key in raw:
         if key not in fields:
             known = ", ".join(fields) or "none"
             problems.add(join(path, str(key)), f"unknown key (known keys: {known})")
     values: dict[str, Any] = {}
     before = len(problems.items)
-    for name, f in fields.items():
-        value = _field_value(f, hints[name], raw, problems, join(path, name))
+    for key, f in fields.items():
+        value = _field_value(f, key, hints[f.name], raw, problems, join(path, key))
         if value is not _MISSING:
-            values[name] = value
+            values[f.name] = value
     if len(problems.items) != before:
         return None
     return cls(**values)
 
 
-def _field_value(f: dataclasses.Field, hint: Any, raw: dict, problems: Problems,
+def _field_value(f: dataclasses.Field, key: str, hint: Any, raw: dict, problems: Problems,
                  path: str) -> Any:
-    if f.name not in raw:
+    if key not in raw:
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             problems.add(path, f"required key is missing ({describe(hint)})")
         return _MISSING
-    value = convert(hint, raw[f.name], problems, path)
+    value = convert(hint, raw[key], problems, path)
     check = f.metadata.get("check")
     if check is not None and value is not None and value is not _MISSING:
         message = check(value)

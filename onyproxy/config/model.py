@@ -123,6 +123,36 @@ class RetentionConfig:
     usage_events_days: int = field(default=90, metadata={"check": _between(1, 36500)})
     deleted_accounts_days: int = field(default=30, metadata={"check": _between(0, 36500)})
     billing_years: int = field(default=10, metadata={"check": _between(1, 100)})
+    job_interval_s: float = field(default=3600.0, metadata={
+        "check": _between(0, 7 * 86400),
+        "doc": "how often the gateway enforces these (one process among all sharing the "
+               "store does it); 0 leaves it to 'onyproxy retention run' from cron"})
+
+
+@dataclass(frozen=True)
+class SMTPConfig:
+    """The mail server privacy notices go out through; an empty host sends nothing."""
+
+    host: str = ""
+    port: int = field(default=587, metadata={"check": _between(1, 65535)})
+    starttls: bool = field(default=True, metadata={
+        "doc": "upgrade to TLS before signing in (port 587); false only for a local relay"})
+    username: str = ""
+    password: str = field(default="", metadata={"doc": "use ${VAR}, never the value itself"})
+    sender: str = field(default="", metadata={"key": "from", "doc": "the From: address"})
+    timeout_s: float = field(default=10.0, metadata={"check": _positive})
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Data-protection settings: the privacy policy in force and how notices are sent."""
+
+    policy_version: str = field(default="", metadata={
+        "doc": "the privacy-policy version accounts must accept; empty: not tracked"})
+    policy_url: str = field(default="", metadata={"doc": "where the policy can be read"})
+    controller: str = field(default="", metadata={
+        "doc": "the data controller named in subject exports and notices"})
+    smtp: SMTPConfig = field(default_factory=SMTPConfig)
 
 
 @dataclass(frozen=True)
@@ -166,6 +196,7 @@ class GatewayConfig:
     models: dict[str, ModelConfig] = field(default_factory=dict)
     pipeline: list[dict[str, Any]] = field(default_factory=list)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     catalog: str | None = field(default=None, metadata={"doc": "path of models.yaml"})

@@ -104,7 +104,8 @@ class AuthPlugin(Plugin):
                 f"This API key may not use the model '{ex.model}' (allowed: "
                 f"{', '.join(key.models)}).", param="model", code="model_not_allowed")
         ex.identity = Identity(account_id=account.id, key_id=key.id, role=account.role,
-                               limits=_limits(key), allowed_models=key.models)
+                               limits=_limits(key), allowed_models=key.models,
+                               allowed_regions=allowed_regions(key.regions, account.regions))
         self.last_used.note(key.id)
 
     async def _verify(self, secret: str) -> Lookup | None:
@@ -185,6 +186,14 @@ class AuthPlugin(Plugin):
             f"Too many requests with invalid API keys from this address; try again in "
             f"{seconds} seconds.", code="too_many_auth_failures",
             headers={"retry-after": str(seconds)})
+
+
+def allowed_regions(key: list[str] | None, account: list[str] | None) -> list[str] | None:
+    """Regions both the key and its account allow (``None``: any); the residency plugin
+    enforces them."""
+    if key is None or account is None:
+        return key if account is None else list(account)
+    return [region for region in key if region in account]
 
 
 def _limits(key: ApiKey) -> dict[str, Any]:
