@@ -50,7 +50,7 @@ class ResidencyPlugin(Plugin):
 
     def __init__(self, config: ResidencyConfig, gateway: Any) -> None:
         super().__init__(config, gateway)
-        self.everyone = normalize_regions(config.regions)
+        self.everyone = normalize_regions(config.regions) or None  # empty: no limit of its own
         self.region_of = {name: (p.region or "").lower() or None
                           for name, p in gateway.config.providers.items()}
 
