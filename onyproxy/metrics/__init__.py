@@ -34,6 +34,8 @@ The API plugins call (``self.gateway.metrics``; may be ``None`` in hand-built te
 - ``auth_failure(surface="admin")`` — a failed sign-in outside the client API (``admin``,
   ``ui``); client API 401s are already counted;
 - ``ratelimited(scope)`` — a refusal that is not the answer of an exchange;
+- ``security_event(kind)`` — the security plugin raised an event (``usage_spike`` |
+  ``many_ips`` | ``auth_failures``): ``onyproxy_security_events_total{kind}``;
 - ``circuit(provider, model, state)`` — a breaker changed (``closed`` | ``half_open`` |
   ``open``). The routing plugin need not call it: its ``circuit_states()`` (a mapping
   ``"provider/model" -> state``) is read before every scrape and after failed attempts.

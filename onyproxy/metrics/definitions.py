@@ -44,6 +44,7 @@ class Families:
     retries: Counter
     fallbacks: Counter
     ratelimit_backend_failures: Counter
+    security_events: Counter
 
 
 def define(registry: CollectorRegistry) -> Families:
@@ -99,6 +100,10 @@ def define(registry: CollectorRegistry) -> Families:
             "onyproxy_ratelimit_backend_failures", "Rate-limit checks that could not reach "
             "their backend (Redis), by the failure mode applied (open: let through; closed: "
             "refused).", ["failure_mode"], registry=registry),
+        security_events=Counter(
+            "onyproxy_security_events", "Security events raised by the security plugin, by "
+            "detector: usage_spike, many_ips, auth_failures (each event once per incident, "
+            "after its cooldown).", ["kind"], registry=registry),
     )
 
 

@@ -26,6 +26,7 @@ UNKNOWN = "unknown"  # a model name that is not configured (clients may send any
 NONE = "none"  # no provider: the request ended before any upstream was tried
 SCOPES = frozenset({"key", "account", "model", "key_model", "ip", "global", UNKNOWN})
 AUTH_SURFACES = frozenset({"openai", "anthropic", "gemini", "admin", "ui"})
+SECURITY_KINDS = frozenset({"usage_spike", "many_ips", "auth_failures"})
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _TOKEN_TYPES = (("prompt", "prompt_tokens"), ("completion", "completion_tokens"),
                 ("cached", "cached_tokens"), ("reasoning", "reasoning_tokens"))
@@ -73,6 +74,10 @@ class Metrics:
         """The rate-limit backend was unreachable; ``failure_mode`` is ``open`` or ``closed``."""
         mode = failure_mode if failure_mode in ("open", "closed") else "other"
         self._child(self.families.ratelimit_backend_failures, mode).inc()
+
+    def security_event(self, kind: str) -> None:
+        """The security plugin raised an event of ``kind`` (others count as ``other``)."""
+        self._child(self.families.security_events, _bounded(kind, SECURITY_KINDS)).inc()
 
     def spool(self, depth: int) -> None:
         """Usage records of this process now waiting in the spool."""

@@ -2,10 +2,11 @@
 
 ``on_request`` reads the key (see :mod:`.credentials`), hashes it with the gateway's pepper and
 looks the hash up, through a short-lived per-process cache (see :mod:`.cache`) so that steady
-traffic costs no database round-trip. A missing, unknown, revoked or expired key, or a key of a
-suspended or deleted account, is a 401 with one and the same message, so the answer tells a
-guesser nothing. A key limited to some models gets a 403 naming the model for any other.
-Wrong keys from one address are slowed, then blocked with 429 (see :mod:`.failures`).
+traffic costs no database round-trip. A missing, unknown, revoked, suspended or expired key, or
+a key of a suspended or deleted account, is a 401 with one and the same message, so the answer
+tells a guesser nothing. A key limited to some models gets a 403 naming the model for any other.
+Wrong keys from one address are slowed, then blocked with 429 (see :mod:`.failures`). The
+address counted against (``trusted_proxies`` resolved) is left in ``ex.state["auth"]["client"]``.
 
 When the store cannot be reached, keys verified within ``stale_ttl_s`` keep working and any
 other key gets a 503 (not a 401: the key may well be valid); ``/readyz`` reports the store.
@@ -86,6 +87,9 @@ class AuthPlugin(Plugin):
         """Authenticate the caller and check the model against the key's allow-list."""
         address = client_address(ex.client_ip, ex.headers.get("x-forwarded-for"),
                                  self.trusted_proxies)
+        # Shared before any refusal, so plugins that watch failures (security) count them
+        # against the same address, trusted proxies resolved.
+        ex.state[self.name] = {"client": address}
         wait = self.failures.blocked_for(address)
         if wait > 0:
             raise self._blocked(wait)
