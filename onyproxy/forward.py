@@ -64,6 +64,8 @@ async def _try_target(ex: Exchange, target: TargetConfig, adapter: Adapter, shap
             if not err.retryable:
                 raise client_error(err) from None
             last = err
+        if last.kind == "timeout":
+            break  # another wait of timeout_s on the same target would rarely end differently
         delay = backoff(ex.policy, tries, last.retry_after_s)
         if tries == ex.policy.retries or delay is None:
             break
