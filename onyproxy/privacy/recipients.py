@@ -43,11 +43,9 @@ def provider_country(config: GatewayConfig, provider: str) -> tuple[str | None, 
     configured = config.providers.get(provider)
     if configured is None:
         return None, NOT_CONFIGURED
-    if configured.type == "mock":
-        return configured.region, IN_GATEWAY
-    if not configured.region:
-        return None, NO_REGION
-    return configured.region, region_name(configured.region)
+    if configured.region:  # what the operator declared, even for the in-process mock
+        return configured.region, region_name(configured.region)
+    return None, IN_GATEWAY if configured.type == "mock" else NO_REGION
 
 
 async def recipients(store: Store, config: GatewayConfig, account_id: str) -> list[dict[str, Any]]:
