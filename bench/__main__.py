@@ -29,6 +29,7 @@ from bench.gateways import (
 from bench.hotspots import profile_gateway, profile_table
 from bench.matrix import Entry, Limits, Scenario, medians, run_matrix
 from bench.procs import Child
+from bench.sampling import find_py_spy, sample_gateway, sampling_tables
 from bench.soak import soak, soak_table
 
 MAIN_TARGETS = ["direct", "bare", "empty", "full"]
@@ -70,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile-seconds", type=float, default=8.0, help="per mode")
     p.add_argument("--profile-pipeline", choices=("empty", "full"), default="full")
     p.add_argument("--profile-modes", default="json,stream")
+    p.add_argument("--sampler", choices=("auto", "py-spy", "cprofile"), default="auto",
+                   help="--profile with py-spy when it is found (auto), or cProfile")
+    p.add_argument("--py-spy", metavar="PATH", help="the py-spy binary (default: on PATH)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     args = p.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
@@ -224,7 +228,14 @@ def main(argv: list[str] | None = None) -> int:
             target = bench.gateway("full", GatewaySpec(), bench.proxy_cores)
             result["soak"] = soak(target, args.soak_requests, args.soak_every,
                                   args.soak_concurrency, bench.load_cores)
+        elif args.profile and args.sampler != "cprofile" and find_py_spy(args.py_spy):
+            result["profile"] = sample_gateway(
+                find_py_spy(args.py_spy), bench.upstream, bench.workdir, bench.proxy_cores,
+                bench.load_cores, args.profile_seconds, args.profile_pipeline,
+                tuple(args.profile_modes.split(",")))
         elif args.profile:
+            if args.sampler == "py-spy":
+                raise SystemExit("py-spy not found: pip install py-spy, or pass --py-spy PATH")
             result["profile"] = profile_gateway(
                 bench.upstream, bench.workdir, bench.proxy_cores, bench.load_cores,
                 args.profile_seconds, args.profile_pipeline, tuple(args.profile_modes.split(",")))
@@ -251,6 +262,11 @@ def print_report(kind: str, result: dict[str, Any]) -> None:
         print(soak_table(result["soak"]))
     elif kind == "profile":
         prof = result["profile"]
+        if prof.get("sampler") == "py-spy":
+            print(f"{prof['requests']} requests ({', '.join(prof['modes'])}, c16) to the "
+                  f"{prof['pipeline']} pipeline, sampled by py-spy\n")
+            print(sampling_tables(prof))
+            return
         print(f"{prof['requests']} requests ({', '.join(prof['modes'])}, c16) to the "
               f"{prof['pipeline']} pipeline under cProfile\n\n### by own time\n")
         print(profile_table(prof["by_tottime"], prof["requests"]))
