@@ -193,10 +193,9 @@ async def test_revocation_elsewhere_takes_effect_within_the_cache_ttl(start):
     auth = {"authorization": f"Bearer {secret}"}
     assert (await post(url, *CALLS["openai"], auth))[0] == 200
     await revoke_key(keys.gw.store, key_id)  # the CLI or another worker: no signal here
-    revoked_at = time.monotonic()
-    while (await post(url, *CALLS["openai"], auth))[0] == 200:
-        assert time.monotonic() - revoked_at <= TTL_S + 0.25
-        await asyncio.sleep(0.05)
+    # Cache entries expire by the clock, so once the TTL has passed the key must be refused,
+    # however slow the machine; no upper bound on elapsed time is asserted.
+    await asyncio.sleep(TTL_S + 0.1)
     assert (await post(url, *CALLS["openai"], auth))[0] == 401
 
 
