@@ -1,0 +1,135 @@
+"""The model catalog (``config/models.yaml``): what known models cost and can do.
+
+Loaded once, at start, into frozen dataclasses and validated like the gateway config (file, key
+path, what was expected). ``catalog:`` in gateway.yaml names the file; without it the gateway
+uses ``config/models.yaml`` in the working directory, else the one shipped with onyproxy.
+
+Prices are :class:`~decimal.Decimal` US dollars per 1M tokens, never floats. A target's own
+``price`` (in gateway.yaml) overrides the catalog field by field; see :func:`target_price`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from onyproxy.config.build import build
+from onyproxy.config.errors import ConfigError, Problems
+from onyproxy.config.model import GatewayConfig, PriceConfig, TargetConfig
+
+DEFAULT_PATH = Path("config/models.yaml")
+SHIPPED_PATH = Path(__file__).resolve().parent.parent / "config" / "models.yaml"
+_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
+
+
+def _non_negative(value: Decimal | int) -> str | None:
+    return None if value >= 0 else f"expected zero or more, got {value}"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One known model."""
+
+    provider: Literal["openai", "anthropic", "gemini", "mock"]
+    price: PriceConfig = field(metadata={"doc": "USD per 1M tokens: input, cached_input, output"})
+    context_window: int | None = field(default=None, metadata={"check": _non_negative})
+    max_output: int | None = field(default=None, metadata={"check": _non_negative})
+    modalities: list[str] = field(default_factory=lambda: ["text"])
+    tools: bool = False
+    description: str = ""
+    region: str | None = None
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CatalogFile:
+    """The file's top level."""
+
+    models: dict[str, ModelInfo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Price:
+    """A complete price: USD per 1M input, cached input and output tokens."""
+
+    input: Decimal
+    cached_input: Decimal
+    output: Decimal
+
+
+class Catalog:
+    """Known models by name, alias and undated name."""
+
+    def __init__(self, models: dict[str, ModelInfo], source: str = "<memory>") -> None:
+        self.models = models
+        self.source = source
+        self._names: dict[str, ModelInfo] = {}
+        for info in models.values():
+            for alias in info.aliases:
+                self._names.setdefault(alias, info)
+        self._names.update(models)  # a model's own name wins over another's alias
+
+    def find(self, model: str) -> ModelInfo | None:
+        """The entry for ``model`` as sent to a provider (``models/`` prefixes ignored)."""
+        name = model.removeprefix("models/")
+        found = self._names.get(name)
+        if found is None:
+            undated = _DATE_SUFFIX.sub("", name)
+            found = self._names.get(undated) if undated != name else None
+        return found
+
+
+def catalog_path(config: GatewayConfig) -> Path:
+    """The catalog file ``config`` uses."""
+    if config.catalog:
+        return Path(config.catalog).expanduser()
+    return DEFAULT_PATH if DEFAULT_PATH.exists() else SHIPPED_PATH
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate a catalog file; :class:`ConfigError` lists every problem."""
+    source = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot read the model catalog ({exc.strerror})"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: invalid YAML ({exc})"]) from None
+    problems = Problems(source)
+    parsed = build(CatalogFile, raw, problems)
+    if parsed is not None:
+        for name, info in parsed.models.items():
+            _check_price(info.price, f"models.{name}.price", problems)
+    problems.raise_if_any()
+    assert parsed is not None
+    return Catalog(parsed.models, source)
+
+
+def _check_price(price: PriceConfig, path: str, problems: Problems) -> None:
+    for name in ("input", "cached_input", "output"):
+        value = getattr(price, name)
+        if value is not None and value < 0:
+            problems.add(f"{path}.{name}", f"expected zero or more, got {value}")
+    for name in ("input", "output"):
+        if getattr(price, name) is None:
+            problems.add(f"{path}.{name}", "required key is missing (a decimal number)")
+
+
+def target_price(target: TargetConfig, catalog: Catalog) -> Price | None:
+    """The price of ``target``: its own fields over the catalog's; ``None`` when the input or
+    output price is unknown. Cached input costs the input price unless stated."""
+    listed = catalog.find(target.model)
+    base = listed.price if listed is not None else PriceConfig()
+    own = target.price or PriceConfig()
+    value_in = own.input if own.input is not None else base.input
+    value_out = own.output if own.output is not None else base.output
+    if value_in is None or value_out is None:
+        return None
+    cached = own.cached_input if own.cached_input is not None else base.cached_input
+    return Price(input=value_in, cached_input=value_in if cached is None else cached,
+                 output=value_out)

@@ -1,0 +1,5 @@
+"""Plugin ``metering``: usage events, cost, durable exactly-once recording, budgets."""
+
+from plugins.metering.plugin import MeteringPlugin as Plugin
+
+__all__ = ["Plugin"]

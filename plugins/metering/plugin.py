@@ -1,0 +1,303 @@
+"""Plugin ``metering``: one usage event per exchange, priced, spooled durably, stored once.
+
+Put it last in the pipeline: its ``on_request`` (the budget check) then sees the identity auth
+set, and its ``on_complete`` runs first, before the other plugins' (response-side hooks run in
+reverse order).
+
+**What an event holds** (see :mod:`.record`): who, which key, surface, client-facing model,
+provider and provider model, attempts, status, error type, prompt / completion / cached /
+reasoning tokens, cost (Decimal USD), latency, time to first token, streamed, client IP, user
+agent, flags. Never prompt or completion text. Tokens come from the provider's usage; when it
+gave none, or a stream was cut short (``partial``: the client went away mid-stream), they are
+counted with a real tokenizer (:mod:`.estimate`) over the request and the text relayed so far,
+and the event is flagged ``estimated``. A stream's events are only referenced while it runs, to
+count them if needed; nothing of them is kept after the exchange.
+
+**Durability: what "never lost" means exactly.** A record is written (``write(2)``) to this
+process's spool file *before the client has the complete answer*:
+
+- JSON answers and errors: ``on_complete`` runs before the core sends the response, and waits
+  for the spool writer's ``write``;
+- streams: the record is written when the stream's final event (``[DONE]``, ``message_stop``,
+  ``response.completed``, Gemini's chunk with ``finishReason``) passes ``on_chunk``, before
+  that event is sent; the provider's usage has arrived by then.
+
+From that ``write`` on, the record survives the gateway being killed, ``kill -9`` included: it
+is in the kernel's page cache, and the next start replays it. The writer thread ``fdatasync``-s
+right after (group commit: one sync for all records that arrived meanwhile), so a crash of the
+whole machine or a power cut can lose at most the records of the last sync in flight, a few
+milliseconds' worth; a response never waits for that sync. So: every request whose client got
+a complete answer is recorded, exactly once, unless the machine itself went down in the few
+milliseconds after the answer. Records are not written before the answer when the disk refuses
+them (then they wait in memory and the log says so) or when the write takes longer than
+``write_timeout_s``; exchanges that end without a complete answer (client gone, stream broken)
+are recorded in ``on_complete``, just after.
+
+The store write happens later, in the background (:mod:`.flusher`): the request path never
+waits on the database, and a record is stored exactly once because the store skips request
+ids it already holds. Metrics: ``onyproxy_spool_depth``, ``onyproxy_spool_flush_errors_total``.
+
+**Budgets** (:mod:`.budget`): monthly USD per key (``budget_usd`` of the key) and per account
+(``budget_usd`` of the account); over budget is a 429 ``insufficient_quota`` in the caller's
+API shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from onyproxy.catalog import catalog_path, load_catalog
+from onyproxy.errors import GatewayError
+from onyproxy.exchange import Exchange, Usage
+from onyproxy.pipeline import Plugin
+from onyproxy.sse import Event
+from onyproxy.storage import StorageError
+from plugins.metering import estimate
+from plugins.metering.budget import AccountBudgets, Ledger, Reservation, Scope
+from plugins.metering.config import MeteringConfig, check_config, spool_root
+from plugins.metering.cost import Prices, cost_of, estimated_cost
+from plugins.metering.flusher import Flusher
+from plugins.metering.record import build_event, encode, event_id, wanted
+from plugins.metering.spool import SpoolDir
+from plugins.metering.tasks import Background
+from plugins.metering.writer import SpoolWriter
+
+log = logging.getLogger("onyproxy.metering")
+
+STOP_FLUSH_S = 5.0  # at shutdown, how long the last store write may take
+SCOPE_TITLES = {"key": "this API key", "account": "this account"}
+
+
+@dataclass
+class MeterState:
+    """``ex.state["metering"]``: this plugin's part of one exchange."""
+
+    reservation: Reservation | None = None
+    scopes: list[Scope] = field(default_factory=list)
+    recorded: bool = False
+    cost: Decimal = Decimal(0)
+    stream_data: list[str] = field(default_factory=list)  # references, counted only if needed
+
+
+class MeteringPlugin(Plugin):
+    """Records usage, prices it, enforces budgets."""
+
+    name = "metering"
+    Config = MeteringConfig
+    check_config = staticmethod(check_config)
+
+    def __init__(self, config: MeteringConfig, gateway: Any) -> None:
+        super().__init__(config, gateway)
+        self.prices = Prices(gateway.config, load_catalog(catalog_path(gateway.config)))
+        self.tokenizer = estimate.Tokenizer()
+        self.ledger = Ledger()
+        self.accounts = AccountBudgets(lambda: self.gateway.store, config.account_cache_s)
+        self.root = spool_root(config, gateway.config)
+        self.writer: SpoolWriter | None = None
+        self.flusher: Flusher | None = None
+        self.background = Background(self)
+
+    # --- lifetime ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.prices.warn_unpriced()
+        self.tokenizer.start()
+        own = await asyncio.to_thread(_own_folder, self.root)
+        self.writer = SpoolWriter(own, int(self.config.segment_mb * 1024 * 1024),
+                                  on_synced=lambda: self.flusher and self.flusher.wake())
+        self.writer.start()
+        self.flusher = Flusher(
+            self.writer, self.root, lambda: self.gateway.store, self.gateway.metrics,
+            batch_size=self.config.batch_size, interval_s=self.config.flush_interval_s,
+            retry_max_s=self.config.retry_max_s,
+            on_stored=lambda events: self.ledger.stored(e.request_id for e in events))
+        try:
+            # What earlier runs left (kill -9) goes to the store before budgets are read.
+            await self.flusher.flush()
+        except StorageError as exc:
+            log.error("metering: spooled usage records cannot be written yet (%s)", exc)
+        self.flusher.start()
+        await self.background.start()
+
+    async def stop(self) -> None:
+        await self.background.stop()
+        if self.writer is not None:
+            await self.writer.close()
+        if self.flusher is not None:
+            await self.flusher.stop(STOP_FLUSH_S)
+            own = self.writer.directory if self.writer is not None else None
+            if own is not None:
+                # An empty folder goes; one with records left is adopted by the next start.
+                await asyncio.to_thread(own.remove if self.flusher.depth == 0 else own.release)
+
+    # --- hooks ------------------------------------------------------------------------------
+    async def on_request(self, ex: Exchange) -> None:
+        state = ex.state[self.name] = MeterState()
+        if ex.identity is None or ex.operation == "models":
+            return
+        budgets = await self._budgets(ex)
+        if not budgets:
+            return
+        if not self.ledger.synced and self.config.budget_failure_mode == "closed":
+            raise _budget_unavailable()
+        amount = await self._estimate(ex)
+        # From here to the reservation there is no await: concurrent calls cannot slip in.
+        over = self.ledger.over(budgets)
+        if over is not None:
+            raise insufficient_quota(over[0])
+        state.scopes = [scope for scope, _ in budgets]
+        state.reservation = self.ledger.reserve(state.scopes, amount)
+
+    async def on_chunk(self, ex: Exchange, event: Event) -> None:
+        state = ex.state.get(self.name)
+        if state is None or state.recorded:
+            return
+        state.stream_data.append(event.data)
+        if is_final(ex.shape, event):
+            await self._record(ex, state)
+
+    async def on_complete(self, ex: Exchange) -> None:
+        state = ex.state.get(self.name)
+        if state is None:
+            state = MeterState()
+        if not state.recorded and wanted(ex):
+            await self._record(ex, state)
+        self.ledger.settle(state.reservation)
+        ex.cost_usd = state.cost
+
+    # --- recording --------------------------------------------------------------------------
+    async def _record(self, ex: Exchange, state: MeterState) -> None:
+        state.recorded = True
+        usage, flags = await self._usage(ex, state)
+        state.stream_data = []
+        cost = Decimal(0)
+        if ex.provider is not None:
+            price = self.prices.price(ex.provider, ex.provider_model or "")
+            if price is None:
+                flags.append("unpriced")
+            else:
+                cost = cost_of(usage, price)
+        state.cost = ex.cost_usd = cost
+        request_id, client_request_id = event_id(ex)
+        event = build_event(ex, request_id, client_request_id, usage, cost, flags)
+        if event.billable:
+            self.ledger.charge(state.scopes, cost, request_id)
+        assert self.writer is not None, "the plugin was not started"
+        if not await self.writer.write(encode(event), self.config.write_timeout_s):
+            log.warning("metering: a usage record was not on disk before the answer (the "
+                        "spool write timed out or failed); it stays queued")
+
+    async def _usage(self, ex: Exchange, state: MeterState) -> tuple[Usage, list[str]]:
+        """The usage to record and its flags: the provider's, completed by an estimate when
+        it is missing or the stream was cut short."""
+        if ex.provider is None:
+            return Usage(), []
+        reported = ex.usage
+        usage = Usage(reported.prompt_tokens, reported.completion_tokens,
+                      reported.cached_tokens, reported.reasoning_tokens, reported.reported)
+        flags = ["partial"] if ex.stream and "client_disconnected" in ex.flags else []
+        cut_short = bool(flags) or "stream_error" in ex.flags
+        if usage.reported and not cut_short:
+            return usage, flags
+        estimated = False
+        if not usage.reported or not usage.prompt_tokens:
+            usage.prompt_tokens = await self._prompt_tokens(ex.body)
+            estimated = True
+        produced = await self.tokenizer.count(_answer_texts(ex, state))
+        if produced > usage.completion_tokens:
+            usage.completion_tokens, estimated = produced, True
+        return usage, flags + (["estimated"] if estimated else [])
+
+    async def _prompt_tokens(self, body: dict[str, Any]) -> int:
+        tokens = await self.tokenizer.count(estimate.request_texts(body))
+        return tokens + estimate.MESSAGE_OVERHEAD * estimate.message_count(body)
+
+    # --- budgets ----------------------------------------------------------------------------
+    async def _budgets(self, ex: Exchange) -> list[tuple[Scope, Decimal]]:
+        identity = ex.identity
+        assert identity is not None
+        budgets: list[tuple[Scope, Decimal]] = []
+        key_budget = identity.limits.get("budget_usd")
+        if key_budget is not None and identity.key_id:
+            budgets.append((("key", identity.key_id), Decimal(str(key_budget))))
+        try:
+            account_budget = await self.accounts.get(identity.account_id)
+        except StorageError:
+            if self.config.budget_failure_mode == "closed":
+                raise _budget_unavailable() from None
+            account_budget = None
+        if account_budget is not None:
+            budgets.append((("account", identity.account_id), account_budget))
+        return budgets
+
+    async def _estimate(self, ex: Exchange) -> Decimal:
+        """The most this call may cost: prompt tokens (with a margin: other providers'
+        tokenizers count differently) and the output ceiling, at the dearest target's price."""
+        price, info = self.prices.most_expensive(ex.model)
+        if price is None:
+            return Decimal(0)  # unpriced models cost 0 and are flagged; nothing to reserve
+        prompt = estimate.with_margin(await self._prompt_tokens(ex.body),
+                                      self.config.estimate_margin)
+        ceiling = estimate.output_ceiling(ex.body) or (info.max_output if info else None)
+        return estimated_cost(prompt, ceiling or self.config.default_max_output, price)
+
+    async def load_spend(self, since: datetime) -> dict[Scope, Decimal]:
+        """Month-to-date billable spend per key and per account, from the store."""
+        store = self.gateway.store
+        spend: dict[Scope, Decimal] = {}
+        for kind in ("key", "account"):
+            for total in await store.usage_totals(group_by=[kind], since=since,
+                                                  billable_only=True):
+                if total.group[kind] is not None:
+                    spend[(kind, str(total.group[kind]))] = total.cost_usd
+        return spend
+
+
+def is_final(shape: str, event: Event) -> bool:
+    """Whether ``event`` ends a stream of ``shape`` (cheap: no JSON parsing)."""
+    if shape == "openai":
+        return event.data == "[DONE]"
+    if shape == "anthropic":
+        return event.event == "message_stop"
+    if shape == "openai-responses":
+        return event.event in ("response.completed", "response.incomplete", "response.failed")
+    if shape == "gemini":
+        return '"finishReason"' in event.data
+    return False
+
+
+def insufficient_quota(kind: str) -> GatewayError:
+    return GatewayError(
+        429, "insufficient_quota",
+        f"You exceeded the monthly budget of {SCOPE_TITLES.get(kind, kind)}; it renews on the "
+        f"first day of next month (UTC), or ask the gateway's operator to raise it.",
+        code="insufficient_quota")
+
+
+def _budget_unavailable() -> GatewayError:
+    return GatewayError(503, "api_error", "Budgets cannot be checked right now; try again "
+                        "shortly.", code="budget_unavailable", headers={"retry-after": "5"})
+
+
+def _answer_texts(ex: Exchange, state: MeterState) -> list[str]:
+    if state.stream_data:
+        return [t for data in state.stream_data if data.startswith("{")
+                for t in estimate.stream_texts(Event(data).json())]
+    return estimate.answer_texts(ex.response) if ex.response is not None else []
+
+
+def _own_folder(root: Any) -> SpoolDir:
+    """A fresh, locked folder for this process (``<pid>-<random>``: pids repeat in
+    containers, and a restarted process must not append to a dead one's files)."""
+    path = root / f"{os.getpid()}-{secrets.token_hex(3)}"
+    path.mkdir(parents=True, exist_ok=False)
+    own = SpoolDir(path)
+    if not own.lock():
+        raise RuntimeError(f"cannot lock the new spool folder {path}")
+    return own
