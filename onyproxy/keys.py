@@ -31,6 +31,7 @@ __all__ = [
     "hash_key",
     "key_is_usable",
     "looks_like_key",
+    "reinstate_key",
     "revoke_key",
     "rotate_key",
     "verify_key",
@@ -224,6 +225,12 @@ async def rotate_key(store: Store, key_id: str, *, pepper: str | bytes) -> Issue
     issued = await _issue(store, record, pepper)
     await store.revoke_key(key_id)
     return issued
+
+
+async def reinstate_key(store: Store, key_id: str) -> ApiKey:
+    """Lift a key's suspension (idempotent); a revoked or expired key stays unusable. An
+    unknown key raises :class:`NotFoundError`."""
+    return await store.reinstate_key(key_id)
 
 
 async def revoke_key(store: Store, key_id: str) -> ApiKey:

@@ -8,6 +8,7 @@ that creates or rotates it; no other answer, log line or record holds it.
 - ``GET /admin/keys/{id}`` → key
 - ``POST /admin/keys/{id}/revoke`` → the key, revoked (idempotent)
 - ``POST /admin/keys/{id}/rotate`` → 201 the new key with ``"key"``; the old one is revoked
+- ``POST /admin/keys/{id}/reinstate`` → the key, its suspension lifted (idempotent)
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from aiohttp import web
 
 from onyproxy.accounts import get_account
 from onyproxy.admin.api import AdminCall, AdminRouter, bad_request, reply
-from onyproxy.admin.records import issued_record, key_record, parse_expiry
-from onyproxy.keys import create_key, revoke_key, rotate_key
+from onyproxy.admin.records import issued_record, key_record, parse_expiry, suspension_details
+from onyproxy.keys import create_key, reinstate_key, revoke_key, rotate_key
 from onyproxy.storage import ApiKey, NotFoundError
 
 FIELDS = ("account", "name", "rpm", "tpm", "concurrent", "budget_usd", "models", "expires_at",
@@ -31,6 +32,7 @@ def register(router: AdminRouter) -> None:
     router.get("/keys/{key}", show)
     router.post("/keys/{key}/revoke", revoke)
     router.post("/keys/{key}/rotate", rotate)
+    router.post("/keys/{key}/reinstate", reinstate)
 
 
 async def list_keys(call: AdminCall) -> web.Response:
@@ -79,6 +81,15 @@ async def rotate(call: AdminCall) -> web.Response:
                      new_key_id=issued.record.id)
     call.forget_keys()
     return reply(issued_record(issued), status=201)
+
+
+async def reinstate(call: AdminCall) -> web.Response:
+    old = await _key(call)
+    key = await reinstate_key(call.store, old.id)
+    if old.suspended:
+        await call.audit("key.reinstate", key.id, **suspension_details(old))
+    call.forget_keys()
+    return reply(key_record(key))
 
 
 async def _key(call: AdminCall) -> ApiKey:

@@ -67,7 +67,17 @@ def key_record(key: ApiKey) -> dict[str, Any]:
         "budget_usd": money(key.budget_usd),
         "models": key.models,
         "regions": key.regions,
+        "suspended_at": timestamp(key.suspended_at),
+        "suspended_by": key.suspended_by,
+        "suspended_reason": key.suspended_reason,
     }
+
+
+def suspension_details(key: ApiKey) -> dict[str, Any]:
+    """Audit details of lifting ``key``'s suspension: the account and what was lifted (the
+    suspension's own audit entry, by ``system:security`` or an admin, has the evidence)."""
+    return {"account_id": key.account_id, "suspended_at": timestamp(key.suspended_at),
+            "suspended_by": key.suspended_by, "suspended_reason": key.suspended_reason}
 
 
 def issued_record(issued: IssuedKey) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``onyproxy keys create|list|revoke|rotate``: API keys, against the configured store.
+"""``onyproxy keys create|list|revoke|rotate|reinstate``: API keys, against the configured store.
 
 ``create`` and ``rotate`` print the secret exactly once: alone on stdout (so
 ``KEY=$(onyproxy keys create ...)`` works), or under ``"key"`` with ``--json``; what it is
@@ -11,7 +11,13 @@ import argparse
 from datetime import datetime
 
 from onyproxy.accounts import get_account
-from onyproxy.admin.records import issued_record, key_record, parse_expiry, parse_models
+from onyproxy.admin.records import (
+    issued_record,
+    key_record,
+    parse_expiry,
+    parse_models,
+    suspension_details,
+)
 from onyproxy.cli.store_session import (
     audit,
     note,
@@ -20,14 +26,22 @@ from onyproxy.cli.store_session import (
     run_on_store,
 )
 from onyproxy.config import GatewayConfig
-from onyproxy.keys import IssuedKey, create_key, key_is_usable, revoke_key, rotate_key
+from onyproxy.keys import (
+    IssuedKey,
+    create_key,
+    key_is_usable,
+    reinstate_key,
+    revoke_key,
+    rotate_key,
+)
 from onyproxy.storage import Account, ApiKey, NotFoundError, Store
 
 PAGE = 500
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("keys", help="create, list, revoke, rotate API keys")
+    parser = subparsers.add_parser("keys", help="create, list, revoke, rotate, reinstate API "
+                                                "keys")
     commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     create = commands.add_parser("create", help="issue a key (the secret is printed once)")
@@ -59,6 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rotate.add_argument("key_id", metavar="KEY_ID")
     rotate.add_argument("--json", action="store_true", help="print JSON (secret under 'key')")
     rotate.set_defaults(func=lambda a: run_on_store(a, _rotate(a)))
+
+    reinstate = commands.add_parser("reinstate", help="lift a key's suspension (e.g. one the "
+                                                      "security monitor made)")
+    reinstate.add_argument("key_id", metavar="KEY_ID")
+    reinstate.add_argument("--json", action="store_true", help="print JSON")
+    reinstate.set_defaults(func=lambda a: run_on_store(a, _reinstate(a)))
 
 
 def _create(args: argparse.Namespace):
@@ -122,6 +142,24 @@ def _rotate(args: argparse.Namespace):
     return work
 
 
+def _reinstate(args: argparse.Namespace):
+    async def work(config: GatewayConfig, store: Store) -> int:
+        old = await _existing(store, args.key_id)
+        key = await reinstate_key(store, old.id)
+        if old.suspended:
+            await audit(store, "key.reinstate", key.id, **suspension_details(old))
+        if args.json:
+            print_json(key_record(key))
+        elif old.suspended:
+            note(f"Reinstated key {key.id} ({key.prefix}…), suspended {_day(old.suspended_at)} "
+                 f"UTC by {old.suspended_by}; gateways accept it again within seconds"
+                 f"{'' if key_is_usable(key) else ' (but it is ' + key_status(key) + ')'}.")
+        else:
+            note(f"Key {key.id} ({key.prefix}…) is not suspended; nothing to do.")
+        return 0
+    return work
+
+
 def show_issued(issued: IssuedKey, account: Account, as_json: bool, verb: str) -> None:
     """Print a new key's secret, once: alone on stdout, or under "key" in JSON."""
     if as_json:
@@ -152,6 +190,8 @@ async def _existing(store: Store, key_id: str) -> ApiKey:
 def key_status(key: ApiKey) -> str:
     if key.revoked:
         return "revoked"
+    if key.suspended:
+        return "suspended"
     return "active" if key_is_usable(key) else "expired"
 
 

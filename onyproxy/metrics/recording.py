@@ -46,6 +46,10 @@ class Metrics:
         self._models = frozenset(gateway.config.models)
         self._children: dict[tuple[Any, ...], Any] = {}
         self._circuits_off_closed: set[tuple[str, str]] = set()
+        for kind in SECURITY_KINDS:
+            # Present at 0 from the start: increase() in an alert rule needs a sample before
+            # the first event, or that event (often the only one) would go unseen.
+            self._child(self.families.security_events, kind)
         path = multiprocess.active()
         if path:
             # This worker's own registry holds only its share; a scrape must merge every
