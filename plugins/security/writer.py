@@ -54,6 +54,7 @@ class EventWriter:
         self._sleep = sleep
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=MAX_PENDING)
         self._task: asyncio.Task[None] | None = None
+        self._current: Pending | None = None  # taken off the queue, not finished yet
         self.dropped = 0
 
     def submit(self, event: SecurityEvent) -> None:
@@ -74,16 +75,22 @@ class EventWriter:
         self._task = asyncio.create_task(self._run(), name="onyproxy-security-writer")
 
     async def stop(self) -> None:
-        """Stop the task, then give what is still queued one try each."""
+        """Stop the task, then give what is left (the event it was busy with first) one try
+        each; its finished steps are not repeated."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        left = [self._current] if self._current is not None else []
         while not self._queue.empty():
+            left.append(self._queue.get_nowait())
+        for item in left:
             try:
-                await self.write(self._queue.get_nowait())
+                await self.write(item)
             except StorageError:
+                log.error("security: %d events not stored at shutdown (they are in the log)",
+                          len(left))
                 return
 
     async def drain(self) -> None:
@@ -92,9 +99,10 @@ class EventWriter:
 
     async def _run(self) -> None:
         while True:
-            item = await self._queue.get()
+            self._current = item = await self._queue.get()
             try:
                 await self._write_with_retries(item)
+                self._current = None
             finally:
                 self._queue.task_done()
 

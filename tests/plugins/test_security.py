@@ -4,6 +4,7 @@ client addresses hashed, and the config checks."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -324,3 +325,18 @@ def test_bad_options_are_refused_with_their_path(options, where):
     with pytest.raises(ConfigError) as caught:
         parse([{"name": "auth"}, {"name": "security", **options}])
     assert f"pipeline[1].{where}" in str(caught.value)
+
+
+async def test_stopping_finishes_the_event_the_writer_was_busy_with(store):
+    account_id, key_id = await new_key(store)
+    writer = EventWriter(lambda: store, lambda: None)
+    writer.start()
+    event = SecurityEvent(id=new_id("sec"), kind="many_ips", at=utcnow(), action="suspend",
+                          key_id=key_id, account_id=account_id, reason="r")
+    store.failing = {"add_security_event": 1}  # the writer then waits to retry ...
+    writer.submit(event)
+    while store.failing["add_security_event"]:
+        await asyncio.sleep(0.01)
+    await writer.stop()  # ... and shutdown finishes it, without a second suspension entry
+    assert [e.id for e in await store.inner.list_security_events()] == [event.id]
+    assert len(await store.inner.list_audit(actor=ACTOR)) == 1
