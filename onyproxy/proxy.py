@@ -23,6 +23,7 @@ from onyproxy.forward import forward
 from onyproxy.gateway import Gateway
 from onyproxy.logs import log_crash
 from onyproxy.providers.base import Reply, UpstreamError
+from onyproxy.sse import Event, has_usage
 from onyproxy.surfaces.base import Operation
 
 JSON = "application/json"
@@ -151,8 +152,8 @@ async def relay_stream(request: web.Request, gw: Gateway, ex: Exchange, reply: R
     return resp
 
 
-def _is_usage_chunk(event) -> bool:
-    if "usage" not in event.data:
+def _is_usage_chunk(event: Event) -> bool:
+    if not has_usage(event.data):
         return False
     obj = event.json()
     return isinstance(obj, dict) and not obj.get("choices") and bool(obj.get("usage"))

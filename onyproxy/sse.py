@@ -60,6 +60,22 @@ class Event:
         return f"{head}{lines}\n".encode()
 
 
+def has_usage(data: str) -> bool:
+    """Whether event ``data`` may carry token usage: a ``"usage"`` key whose value is not null.
+
+    OpenAI-compatible servers put ``"usage": null`` on every chunk once a stream asks for
+    usage; telling those apart without a JSON parse saves one parse per event. Text inside
+    JSON strings cannot fake the key: its quotes are escaped.
+    """
+    at = data.find('"usage"')
+    if at < 0:
+        return False
+    end, size = at + 7, len(data)
+    while end < size and data[end] in " \t\r\n:":
+        end += 1
+    return not data.startswith("null", end) or data.find('"usage"', end) >= 0
+
+
 async def parse_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[Event]:
     """Yield events from byte chunks split anywhere (network reads, or lines).
 

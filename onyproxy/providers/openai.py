@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from onyproxy.providers.base import Adapter, Reply, UpstreamError
 from onyproxy.providers.http import post
+from onyproxy.sse import has_usage
 
 if TYPE_CHECKING:
     from onyproxy.config.model import TargetConfig
@@ -63,6 +64,17 @@ class OpenAIAdapter(Adapter):
                                     f"The provider '{self.name}' reported "
                                     f"{kind or 'an error'} mid-stream.",
                                     retryable=False, error_type=kind, code=code)
+            yield event
+
+    async def metered(self, shape: str, events: AsyncIterator[Event],
+                      usage: Usage) -> AsyncIterator[Event]:
+        """Read usage from the events that carry it, without parsing the ``"usage": null``
+        that every chunk has once usage was asked for."""
+        async for event in events:
+            if has_usage(event.data):
+                obj = event.json()
+                if isinstance(obj, dict):
+                    self.read_usage(shape, obj, usage)
             yield event
 
     def read_usage(self, shape: str, obj: dict[str, Any], usage: Usage) -> None:
