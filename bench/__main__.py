@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="server.workers 1 vs 2 (unpinned)")
     p.add_argument("--baseline", metavar="DIR", action="append", default=[],
                    help="also run empty@DIR and full@DIR from the source tree in DIR (A/B; "
-                        "repeatable; DIR needs onyproxy/, plugins/ and bench/)")
+                        "repeatable; DIR needs onyproxy/, plugins/, bench/, config/)")
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
                    help="taskset: upstream + load generator on CPU 0, the proxy on CPU 1")
     p.add_argument("--soak", action="store_true", help="soak the full pipeline instead")
