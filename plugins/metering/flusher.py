@@ -79,7 +79,8 @@ class Flusher:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         try:
-            await asyncio.wait_for(self.flush(), deadline_s)
+            async with asyncio.timeout(deadline_s):
+                await self.flush()
         except (TimeoutError, StorageError) as exc:
             log.warning("metering: %d usage records stay in the spool for the next start "
                         "(%s)", self.depth, type(exc).__name__)
@@ -104,8 +105,11 @@ class Flusher:
     async def _run(self) -> None:
         delay = FIRST_RETRY_S
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as the wake-up does, and this loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()

@@ -74,7 +74,8 @@ class SpoolWriter:
             self._queue.append((frame(payload), done))
             self._cond.notify()
         try:
-            return await asyncio.wait_for(asyncio.shield(done), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(done)
         except TimeoutError:
             return False
 
