@@ -146,6 +146,16 @@ async def relay_stream(request: web.Request, gw: Gateway, ex: Exchange, reply: R
         ex.error = err
         ex.flags.add("stream_error")
         ready.append(stream_error_event(ex.surface, err).encode())
+    except ConnectionResetError:
+        raise  # the client went away; handle() notes it
+    except Exception as exc:
+        # A bug after the answer started (a plugin's on_chunk, a translator): the headers are
+        # sent, so end the stream with an error event; a new response would hang the client.
+        log_crash(f"{ex.surface} {ex.operation} stream", exc)
+        ex.error = GatewayError(500, "api_error", "Internal gateway error.",
+                                code="internal_error")
+        ex.flags.add("stream_error")
+        ready.append(stream_error_event(ex.surface, ex.error).encode())
     if ready:
         await resp.write(b"".join(ready))
     await resp.write_eof()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,6 +16,10 @@ from onyproxy.sse import Event, parse_sse
 # Provider refusals of the gateway's own credentials are the operator's problem, not the
 # client's: they become 502 so a client never thinks its gateway key was wrong.
 _CREDENTIAL_STATUSES = (401, 403)
+# A provider's error type and code are logged and stored with the exchange, so only what looks
+# like the identifiers real APIs send (invalid_request_error, INVALID_ARGUMENT) is kept: a
+# server that puts the request, or its error message, there must not get it into a log.
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
 
 ErrorReader = Callable[[Any], tuple[str, str | None, str | None, str | None]]
 RetryReader = Callable[[Any], float | None]
@@ -114,7 +119,15 @@ async def _http_error(resp: aiohttp.ClientResponse, provider: str, read_error: E
     return UpstreamError(provider, status, "http",
                          message or f"The provider '{provider}' rejected the request "
                                     f"(HTTP {status}).",
-                         retryable=False, error_type=kind, param=param, code=code)
+                         retryable=False, error_type=_identifier(kind), param=param,
+                         code=_identifier(code))
+
+
+def _identifier(value: Any) -> Any:
+    """``value`` when it is a number or looks like an identifier, else ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return value if isinstance(value, str) and _IDENTIFIER.fullmatch(value) else None
 
 
 def _connection_error(provider: str, exc: aiohttp.ClientError) -> UpstreamError:
