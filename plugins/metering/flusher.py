@@ -67,6 +67,7 @@ class Flusher:
     def wake(self) -> None:
         """New records were synced to the spool: write them without waiting for the tick."""
         self._wake.set()
+        self._report()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="onyproxy-metering-flusher")
