@@ -11,8 +11,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["serve", "check_config", "version", "quickstart", "accounts", "keys", "retention",
-            "subject", "audit", "notify"]
+COMMANDS = ["serve", "check_config", "version", "quickstart", "accounts", "keys", "models",
+            "retention", "subject", "audit", "notify", "usage", "invoices"]
 
 
 def build_parser() -> argparse.ArgumentParser:
