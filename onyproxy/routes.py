@@ -7,6 +7,7 @@ from functools import partial
 from aiohttp import web
 
 from onyproxy.admin import add_admin_routes
+from onyproxy.dashboard import add_dashboard
 from onyproxy.metrics.view import metrics_view
 from onyproxy.proxy import handle
 from onyproxy.surfaces import anthropic, gemini, openai, responses
@@ -15,7 +16,7 @@ from onyproxy.surfaces.ops import healthz, readyz
 
 
 def add_routes(app: web.Application) -> None:
-    """Client API, operations endpoints, then the admin API (``/admin/``)."""
+    """Client API, operations endpoints, the admin API (``/admin/``), the dashboard (``/ui/``)."""
     app.router.add_post("/v1/chat/completions", partial(handle, op=openai.CHAT))
     app.router.add_post("/v1/embeddings", partial(handle, op=openai.EMBEDDINGS))
     app.router.add_post("/v1/messages", partial(handle, op=anthropic.MESSAGES))
@@ -27,3 +28,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     add_admin_routes(app)
+    add_dashboard(app)
