@@ -98,6 +98,13 @@ async def usage_report(store: Store, query: ReportQuery) -> list[dict[str, Any]]
     return [report_row(query.by, t) for t in totals]
 
 
+def report_json(query: ReportQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A report as the CLI (``--json``) and the admin API give it."""
+    return {"by": query.by, "account": query.account_id, "key": query.key_id,
+            "from": _timestamp(query.since), "to": _timestamp(query.until), "rows": rows,
+            "total": report_total(rows)}
+
+
 def report_row(by: str, total: UsageTotal) -> dict[str, Any]:
     return {by: total.group[by], "requests": total.requests,
             "billed_requests": total.billed_requests, "prompt_tokens": total.input_tokens,

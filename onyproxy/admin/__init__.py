@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from aiohttp import web
 
-MODULES = ["accounts", "keys", "privacy"]
+MODULES = ["accounts", "keys", "privacy", "usage", "invoices"]
 
 
 def add_admin_routes(app: web.Application) -> None:

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 COMMANDS = ["serve", "check_config", "version", "quickstart", "accounts", "keys", "models",
-            "retention", "subject", "audit", "notify"]
+            "retention", "subject", "audit", "notify", "usage", "invoices"]
 
 
 def build_parser() -> argparse.ArgumentParser:
