@@ -33,10 +33,12 @@ from bench.sampling import find_py_spy, sample_gateway, sampling_tables
 from bench.soak import soak, soak_table
 
 MAIN_TARGETS = ["direct", "bare", "empty", "full"]
-VARIANTS = {  # name: what differs from "full"
-    "full-noaccesslog": GatewaySpec(access_log=False),
-    "full-asyncio": GatewaySpec(uvloop=False),
-    "full-stdjson": GatewaySpec(orjson=False),
+VARIANTS = {  # name: what differs from "empty" / "full"
+    f"{base}-{name}": replace(spec, pipeline=base)
+    for base in ("empty", "full")
+    for name, spec in (("noaccesslog", GatewaySpec(access_log=False)),
+                       ("asyncio", GatewaySpec(uvloop=False)),
+                       ("stdjson", GatewaySpec(orjson=False)))
 }
 VARIANT_SCENARIOS = [Scenario("json", 1), Scenario("json", 64), Scenario("stream", 64)]
 WORKER_SCENARIOS = [Scenario("json", 64), Scenario("stream", 64)]
@@ -55,7 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", default=",".join(MAIN_TARGETS),
                    help="subset of direct,bare,empty,full")
     p.add_argument("--variants", action=argparse.BooleanOptionalAction, default=None,
-                   help="hot-path variants of full: no access log, no uvloop, no orjson")
+                   help="hot-path variants of empty and full: no access log, no uvloop, "
+                        "no orjson")
     p.add_argument("--workers", action=argparse.BooleanOptionalAction, default=None,
                    help="server.workers 1 vs 2 (unpinned)")
     p.add_argument("--baseline", metavar="DIR", action="append", default=[],
@@ -154,6 +157,8 @@ def benchmark(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     variant_scenarios = [s for s in VARIANT_SCENARIOS if s in scenarios]
     if args.variants and variant_scenarios:
         for name, spec in VARIANTS.items():
+            if spec.pipeline not in wanted:
+                continue
             entries.append(Entry(bench.gateway(name, spec, bench.proxy_cores),
                                  variant_scenarios, "variant"))
     print(f"bench: {len(entries)} targets, {args.runs} runs, {args.duration:g} s per cell, "
@@ -168,8 +173,10 @@ def benchmark(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         "notes": {name: t.notes for name, t in targets.items()},
     }
     if args.variants and variant_scenarios:
-        out["variant_table"] = report.variant_table(
-            cells, "full", list(VARIANTS), [s.label for s in variant_scenarios])
+        out["variant_table"] = "\n\n".join(
+            report.variant_table(cells, base, [v for v in VARIANTS if v.startswith(base + "-")],
+                                 [s.label for s in variant_scenarios])
+            for base in ("empty", "full") if base in wanted)
     if args.workers:
         out.update(workers(args, bench, limits, targets.get("bare")))
     return out
