@@ -79,7 +79,21 @@ async def test_security_events_show_the_plugins_detections(aiohttp_client, tmp_p
     only = await (await ui.client.get("/ui/api/admin/security?kind=many_ips")).json()
     assert [d["id"] for d in only["detections"]] == ["sev_1"]
     keys = await (await ui.client.get("/ui/admin/keys")).text()
-    assert "suspended" in keys
+    assert "suspended" in keys and f"/ui/admin/keys/{user.key_id}/reinstate" in keys
+
+
+async def test_a_suspended_key_can_be_reinstated(aiohttp_client, tmp_path):
+    ui, _, user = await as_admin(aiohttp_client, tmp_path)
+    await ui.gw.store.suspend_key(user.key_id, reason="usage spike", by="system:security",
+                                  at=utcnow())
+    response = await ui.post(f"/ui/admin/keys/{user.key_id}/reinstate",
+                             token_from="/ui/admin/keys")
+    assert response.status == 303
+    assert not (await ui.gw.store.get_key(user.key_id)).suspended
+    entry = (await ui.gw.store.list_audit(target=user.key_id))[-1]
+    assert entry.action == "key.reinstate"
+    assert entry.details["suspended_reason"] == "usage spike"
+    assert entry.details["via"] == "dashboard"
 
 
 async def test_security_events_escape_what_they_show(aiohttp_client, tmp_path):

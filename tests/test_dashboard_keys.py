@@ -1,12 +1,15 @@
-"""The keys page: list, create (the secret shown exactly once), revoke; and its JSON."""
+"""The keys page: list, create (the secret shown exactly once), revoke, contest a suspension;
+and its JSON."""
 
 from __future__ import annotations
 
 import re
 
-from dashboard_fixtures import open_dashboard
+from dashboard_fixtures import PEPPER, open_dashboard
 
 from onyproxy.dashboard.session import COOKIE
+from onyproxy.keys import create_key
+from onyproxy.storage import utcnow
 
 CHAT = {"model": "mock-small", "messages": [{"role": "user", "content": "hi"}]}
 SECRET = re.compile(r"ony-[A-Za-z0-9_-]{40}")
@@ -113,3 +116,23 @@ async def test_the_keys_json_needs_a_session(aiohttp_client, tmp_path):
     response = await ui.client.get("/ui/api/keys")
     assert response.status == 401
     assert (await response.json())["error"]["status"] == 401
+
+
+async def test_a_suspended_key_can_be_contested(aiohttp_client, tmp_path):
+    ui, person = await signed_in(aiohttp_client, tmp_path)
+    other = await create_key(ui.gw.store, person.account.id, pepper=PEPPER, name="ci")
+    await ui.gw.store.suspend_key(other.record.id, reason="used from 40 addresses",
+                                  by="system:security", at=utcnow())
+    html = await (await ui.client.get("/ui/keys")).text()
+    assert "was suspended" in html and "used from 40 addresses" in html
+    response = await ui.post(f"/ui/keys/{other.record.id}/object",
+                             {"reason": "We moved our CI to a new runner pool."},
+                             token_from="/ui/keys")
+    assert response.status == 200
+    assert "objection was recorded" in await response.text()
+    [objection] = await ui.gw.store.list_objections(account_id=person.account.id)
+    assert objection.reason == "We moved our CI to a new runner pool."
+    assert other.record.id in objection.decision and objection.status == "open"
+    refused = await ui.post(f"/ui/keys/{person.key_id}/object", {"reason": "x"},
+                            token_from="/ui/keys")
+    assert refused.status == 400  # not suspended

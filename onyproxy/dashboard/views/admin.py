@@ -1,4 +1,5 @@
-"""Admin pages: every account, every key (with revoke), and the security events.
+"""Admin pages: every account, every key (revoke; reinstate a suspended one), and the security
+events.
 
 Security events are the security plugin's detections (usage spikes, keys used from many
 addresses, failed-auth bursts; newest first, from the store) and the audit log, newest first,
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from onyproxy.admin.records import account_record, key_record, timestamp
+from onyproxy.admin.records import account_record, key_record, suspension_details, timestamp
 from onyproxy.dashboard.audit import audit, forget_keys
 from onyproxy.dashboard.pages import json_reply, page, redirect, render, store
-from onyproxy.keys import key_is_usable, revoke_key
+from onyproxy.keys import key_is_usable, reinstate_key, revoke_key
 from onyproxy.storage import Account, ApiKey, AuditEntry, NotFoundError, Store
 from onyproxy.storage.security import SecurityEvent
 
@@ -26,6 +27,7 @@ def register(router: web.UrlDispatcher) -> None:
     router.add_get("/admin/accounts", accounts_page)
     router.add_get("/admin/keys", keys_page)
     router.add_post("/admin/keys/{key}/revoke", revoke)
+    router.add_post("/admin/keys/{key}/reinstate", reinstate)
     router.add_get("/admin/security", security_page)
     router.add_get("/api/admin/accounts", accounts_json)
     router.add_get("/api/admin/keys", keys_json)
@@ -64,13 +66,29 @@ async def keys_json(request: web.Request) -> web.StreamResponse:
 
 @page("admin")
 async def revoke(request: web.Request) -> web.StreamResponse:
-    key = await store(request).get_key(request.match_info["key"])
-    if key is None:
-        raise NotFoundError("key", request.match_info["key"])
+    key = await _key(request)
     await revoke_key(store(request), key.id)
     await audit(request, "key.revoke", key.id, account_id=key.account_id)
     forget_keys(request)
     return redirect("/ui/admin/keys")
+
+
+@page("admin")
+async def reinstate(request: web.Request) -> web.StreamResponse:
+    """Lift a suspension (e.g. the security plugin's), audited like the admin API does."""
+    key = await _key(request)
+    await reinstate_key(store(request), key.id)
+    if key.suspended:
+        await audit(request, "key.reinstate", key.id, **suspension_details(key))
+    forget_keys(request)
+    return redirect("/ui/admin/keys")
+
+
+async def _key(request: web.Request) -> ApiKey:
+    key = await store(request).get_key(request.match_info["key"])
+    if key is None:
+        raise NotFoundError("key", request.match_info["key"])
+    return key
 
 
 @page("admin")

@@ -1,4 +1,6 @@
-"""The signed-in account's API keys: list, create (the secret shown once), revoke."""
+"""The signed-in account's API keys: list, create (the secret shown once), revoke, and contest
+an automatic suspension (recorded as an objection by :func:`onyproxy.privacy.subject.object_to`
+for a person to review)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from onyproxy.dashboard.pages import (
     viewer_of,
 )
 from onyproxy.keys import create_key, key_is_usable, revoke_key
+from onyproxy.privacy import subject
 from onyproxy.storage import ApiKey, NotFoundError
 
 
@@ -25,6 +28,7 @@ def register(router: web.UrlDispatcher) -> None:
     router.add_get("/keys", keys_page)
     router.add_post("/keys", create)
     router.add_post("/keys/{key}/revoke", revoke)
+    router.add_post("/keys/{key}/object", contest)
     router.add_get("/api/keys", keys_json)
 
 
@@ -67,6 +71,24 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     return redirect("/ui/keys")
 
 
+@page("account")
+async def contest(request: web.Request) -> web.StreamResponse:
+    key = await _own_key(request)
+    if not key.suspended:
+        return await _page(request, error="Only a suspended key can be contested.", status=400)
+    form = await request.post()
+    viewer = viewer_of(request)
+    assert viewer is not None
+    try:
+        await subject.object_to(
+            store(request), key.account_id, str(form.get("reason", "")), actor=viewer.actor,
+            decision=f"key {key.id} suspended by {key.suspended_by}: {key.suspended_reason}")
+    except ValidationError as exc:
+        return await _page(request, error=f"{exc.field}: {exc.message}", status=400)
+    return await _page(request, notice="Your objection was recorded; a person will review the "
+                                       "suspension and answer you.")
+
+
 async def _own_key(request: web.Request) -> ApiKey:
     key = await store(request).get_key(request.match_info["key"])
     if key is None or key.account_id != account_id(request):
@@ -75,10 +97,10 @@ async def _own_key(request: web.Request) -> ApiKey:
 
 
 async def _page(request: web.Request, *, issued=None, error: str | None = None,
-                status: int = 200) -> web.Response:
+                notice: str | None = None, status: int = 200) -> web.Response:
     keys = await store(request).list_keys(account_id(request))
     viewer = viewer_of(request)
     rows = [{"key": k, "usable": key_is_usable(k),
              "current": viewer is not None and viewer.session.key_id == k.id} for k in keys]
     return render(request, "keys.html", {"title": "API keys", "rows": rows, "issued": issued,
-                                         "error": error}, status=status)
+                                         "error": error, "notice": notice}, status=status)
