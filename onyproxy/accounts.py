@@ -7,8 +7,10 @@ raises :class:`ValidationError` naming the field, so the admin API and the CLI c
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 from onyproxy.storage.base import (
@@ -33,6 +35,7 @@ __all__ = [
     "create_account",
     "get_account",
     "new_account",
+    "normalize_budget",
     "normalize_email",
     "normalize_phone",
     "normalize_regions",
@@ -93,6 +96,26 @@ def normalize_phone(value: str | None) -> str | None:
             "phone", f"{value!r} is not an E.164 number (+ country code and number)"
         )
     return phone
+
+
+def normalize_budget(value: Decimal | str | int | float | None) -> Decimal | None:
+    """A monthly budget in USD (of a key or an account) as an exact Decimal; ``None`` (or an
+    empty string): no budget."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValidationError("budget_usd", "must be an amount in USD, e.g. '25.00'")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError("budget_usd", "must be a finite amount")
+        value = repr(value)  # the shortest decimal that round-trips, not the binary expansion
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValidationError("budget_usd", f"{value!r} is not an amount in USD") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValidationError("budget_usd", "must be a finite amount of at least 0")
+    return amount
 
 
 def normalize_regions(value: str | list[str] | None) -> list[str] | None:
@@ -201,6 +224,7 @@ def new_account(
     billing: BillingInfo | Mapping[str, Any] | None = None,
     role: str = "user",
     regions: str | list[str] | None = None,
+    budget_usd: Decimal | str | int | float | None = None,
 ) -> Account:
     """A validated, normalised account record with a fresh id (not yet stored)."""
     first, last = _names(first_name, last_name, name)
@@ -212,6 +236,7 @@ def new_account(
         id=new_id("acc"), email=normalize_email(email), first_name=first, last_name=last,
         phone=normalize_phone(phone), company=company_name, billing=billing_info,
         role=_role(role), created_at=now, updated_at=now, regions=normalize_regions(regions),
+        budget_usd=normalize_budget(budget_usd),
     )
 
 
@@ -272,6 +297,8 @@ async def update_account(store: Store, account_id: str, **changes: Any) -> Accou
         values["role"] = _role(changes["role"])
     if "regions" in changes:
         values["regions"] = normalize_regions(changes["regions"])
+    if "budget_usd" in changes:
+        values["budget_usd"] = normalize_budget(changes["budget_usd"])
     _check_corporate(
         values.get("company", current.company), values.get("billing", current.billing)
     )

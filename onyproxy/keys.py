@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from onyproxy.accounts import ValidationError, normalize_regions
+from onyproxy.accounts import ValidationError, normalize_budget, normalize_regions
 from onyproxy.storage.base import ApiKey, NotFoundError, Store, new_id, to_utc, utcnow
 
 __all__ = [
@@ -102,24 +101,6 @@ def _limit(name: str, value: int | None) -> int | None:
     return value
 
 
-def _budget(value: Decimal | str | int | float | None) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValidationError("budget_usd", "must be an amount in USD, e.g. '25.00'")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValidationError("budget_usd", "must be a finite amount")
-        value = repr(value)  # the shortest decimal that round-trips, not the binary expansion
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValidationError("budget_usd", f"{value!r} is not an amount in USD") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValidationError("budget_usd", "must be a finite amount of at least 0")
-    return amount
-
-
 def _models(value: Iterable[str] | None) -> list[str] | None:
     if value is None:
         return None
@@ -180,7 +161,7 @@ async def create_key(
         id=new_id("key"), account_id=account_id, name=_name(name), prefix="", hash="",
         created_at=now, expires_at=_expiry(expires_at, now), rpm=_limit("rpm", rpm),
         tpm=_limit("tpm", tpm), concurrent=_limit("concurrent", concurrent),
-        budget_usd=_budget(budget_usd), models=_models(models),
+        budget_usd=normalize_budget(budget_usd), models=_models(models),
         regions=normalize_regions(regions),
     )
     _pepper_bytes(pepper)

@@ -100,3 +100,17 @@ async def test_invoices_list_show_csv_and_close(api):
     assert [(e.action, e.target) for e in audit] == [("billing.close", month)]
     assert (await admin(session, "GET", "/admin/invoices?month=2026-13"))[0] == 400
     assert (await admin(session, "GET", f"/admin/invoices/{month}/acc_nobody"))[0] == 404
+
+
+async def test_an_account_budget_is_set_and_lifted_through_the_admin_api(api):
+    _, session = api
+    headers = {"authorization": f"Bearer {token()}"}
+    async with session.post("/admin/accounts", headers=headers, json={
+            "email": "corp@example.com", "name": "Corp Buyer", "budget_usd": "250"}) as resp:
+        assert resp.status == 201 and (await resp.json())["budget_usd"] == "250"
+    async with session.patch("/admin/accounts/corp@example.com", headers=headers,
+                             json={"budget_usd": None}) as resp:
+        assert (await resp.json())["budget_usd"] is None
+    async with session.patch("/admin/accounts/corp@example.com", headers=headers,
+                             json={"budget_usd": -1}) as resp:
+        assert resp.status == 400 and (await resp.json())["error"]["param"] == "budget_usd"

@@ -136,3 +136,19 @@ def test_wrong_input_is_one_line_and_status_one(setup, capsys):
         assert exited.value.code == 1
         err = capsys.readouterr().err
         assert err.startswith("onyproxy: ") and len(err.strip().splitlines()) == 1
+
+
+def test_account_budget_is_set_changed_and_lifted_from_the_cli(setup, capsys):
+    config, _ = setup
+    created = run_json(config, capsys, "accounts", "create", "--email", "corp@example.com",
+                       "--name", "Corp Buyer", "--budget-usd", "500")
+    assert created["budget_usd"] == "500"
+    changed = run_json(config, capsys, "accounts", "update", "corp@example.com",
+                       "--budget-usd", "12.50")
+    assert changed["budget_usd"] == "12.50"
+    lifted = run_json(config, capsys, "accounts", "update", created["id"], "--budget-usd", "")
+    assert lifted["budget_usd"] is None
+    with pytest.raises(SystemExit):
+        main(["--config", str(config), "accounts", "update", created["id"],
+              "--budget-usd", "lots"])
+    assert "budget_usd" in capsys.readouterr().err

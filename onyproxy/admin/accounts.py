@@ -2,7 +2,8 @@
 
 - ``GET /admin/accounts?status=&limit=&offset=`` → ``{"data": [account, ...]}``
 - ``POST /admin/accounts`` ``{email, name | first_name + last_name, phone, company,
-  billing: {tax_id, address}, role, regions: ["tr", "eu"]}`` → 201 account
+  billing: {tax_id, address}, role, regions: ["tr", "eu"], budget_usd: "500"}`` → 201
+  account (``budget_usd``: monthly, all its keys together; ``null`` lifts it)
 - ``GET /admin/accounts/{id or email}`` → account
 - ``PATCH /admin/accounts/{id or email}`` any of the fields above and ``status``
   (``active`` | ``suspended`` | ``deleted``); ``null`` clears phone, company, billing
@@ -27,7 +28,7 @@ from onyproxy.admin.records import account_record
 from onyproxy.storage.base import ACCOUNT_STATUSES
 
 FIELDS = ("email", "name", "first_name", "last_name", "phone", "company", "billing", "role",
-          "regions")
+          "regions", "budget_usd")
 MAX_PAGE = 1000
 
 

@@ -46,6 +46,7 @@ def account_record(account: Account) -> dict[str, Any]:
         "updated_at": timestamp(account.updated_at),
         "deleted_at": timestamp(account.deleted_at),
         "regions": account.regions,
+        "budget_usd": money(account.budget_usd),
     }
 
 

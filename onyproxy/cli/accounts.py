@@ -65,6 +65,8 @@ def _contact_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="corporate billing: invoice address")
     parser.add_argument("--regions", metavar="A,B",
                         help="only providers in these regions, e.g. tr,eu ('' lifts it)")
+    parser.add_argument("--budget-usd", metavar="USD",
+                        help="monthly budget of all its keys together, e.g. 500 ('' lifts it)")
 
 
 def _json_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -83,7 +85,7 @@ def _create(args: argparse.Namespace):
         account = await create_account(
             store, email=args.email, name=args.name, phone=args.phone, company=args.company,
             billing=_billing(args), role="admin" if args.admin else "user",
-            regions=args.regions)
+            regions=args.regions, budget_usd=args.budget_usd)
         await audit(store, "account.create", account.id, role=account.role)
         _show_account(account, args.json, f"Created account {account.id} ({account.email}).")
         return 0
@@ -117,7 +119,7 @@ def _update(args: argparse.Namespace):
     async def work(config: GatewayConfig, store: Store) -> int:
         account = await get_account(store, args.account)
         changes = {name: getattr(args, name) for name in ("email", "name", "phone", "company",
-                                                          "role", "regions")
+                                                          "role", "regions", "budget_usd")
                    if getattr(args, name) is not None}
         billing = _billing(args)
         if billing is not None:
