@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from onyproxy.catalog_search import Entry, Filters, refusals
+from onyproxy.catalog_search import Entry, Filters, entry_record, refusals
 
 Priority = Literal["balanced", "cost", "quality"]
 WEIGHTS: dict[str, dict[str, float]] = {
@@ -136,6 +136,13 @@ def recommend(found: Sequence[Entry], need: Need, limit: int = 3) -> list[Recomm
     ranked = [Recommendation(e, _criteria(e, weights, prices, contexts, words)) for e in pool]
     ranked.sort(key=lambda r: (-r.score, r.entry.blended_price, r.entry.name))
     return ranked[:limit]
+
+
+def recommendation_record(pick: Recommendation) -> dict:
+    """The JSON of a recommendation: the entry, its score and each criterion's share."""
+    return {**entry_record(pick.entry), "score": pick.score,
+            "criteria": [{"name": c.name, "weight": c.weight, "value": round(c.value, 3),
+                          "points": c.points, "note": c.note} for c in pick.criteria]}
 
 
 def _criteria(entry: Entry, weights: dict[str, float], prices: tuple[float, float],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from onyproxy.catalog import Catalog, ModelInfo
 from onyproxy.config.model import GatewayConfig
@@ -144,6 +144,19 @@ def parse_needs(text: str | Iterable[str] | None) -> frozenset[str]:
     needs = frozenset(w.strip().lower() for w in words if w and w.strip())
     Filters(needs=needs)  # validates
     return needs
+
+
+def parse_usd(text: str | None) -> Decimal | None:
+    """A price ceiling in USD (``"0.5"``); empty means none. :class:`ValueError` otherwise."""
+    if text is None or not text.strip():
+        return None
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        amount = Decimal(-1)
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"expected an amount in USD such as 0.5, got {text!r}")
+    return amount
 
 
 def entry_record(entry: Entry) -> dict:

@@ -9,11 +9,25 @@ optionally ``--describe "cheap vision model for receipts"`` read by the keyword 
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from onyproxy.catalog import catalog_path, load_catalog
-from onyproxy.catalog_recommend import WEIGHTS, Recommendation, parse_need, recommend
-from onyproxy.catalog_search import Entry, Filters, entries, entry_record, parse_needs, search
+from onyproxy.catalog_recommend import (
+    WEIGHTS,
+    Recommendation,
+    parse_need,
+    recommend,
+    recommendation_record,
+)
+from onyproxy.catalog_search import (
+    Entry,
+    Filters,
+    entries,
+    entry_record,
+    parse_needs,
+    parse_usd,
+    search,
+)
 from onyproxy.cli.common import fail, load_or_exit
 from onyproxy.cli.store_session import note, print_json, print_table
 from onyproxy.config import ConfigError
@@ -62,7 +76,7 @@ def _recommend(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"need": {"text": need.text, "priority": need.priority,
                              "recognised": list(need.recognised)},
-                    "data": [_pick_record(p) for p in picks]})
+                    "data": [recommendation_record(p) for p in picks]})
         return 0
     if need.recognised:
         note(f"read from the description: {', '.join(need.recognised)}")
@@ -95,27 +109,17 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 
 def _usd(value: str | None, flag: str) -> Decimal | None:
-    if value is None:
-        return None
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        amount = Decimal(-1)
-    if not amount.is_finite() or amount < 0:
-        fail(f"{flag}: expected an amount in USD such as 0.5, got {value!r}")
-    return amount
+        return parse_usd(value)
+    except ValueError as exc:
+        fail(f"{flag}: {exc}")
+        raise AssertionError("unreachable") from None
 
 
 def _row(e: Entry) -> list:
     return [e.name, e.info.provider, e.input_price, e.output_price,
             f"{e.info.context_window:,}" if e.info.context_window else None,
             ",".join(sorted(e.capabilities)), ",".join(e.served_as)]
-
-
-def _pick_record(pick: Recommendation) -> dict:
-    return {**entry_record(pick.entry), "score": pick.score,
-            "criteria": [{"name": c.name, "weight": c.weight, "value": round(c.value, 3),
-                          "points": c.points, "note": c.note} for c in pick.criteria]}
 
 
 def _print_pick(rank: int, pick: Recommendation, priority: str) -> None:

@@ -7,20 +7,21 @@ which models this gateway serves, nothing about any account.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from onyproxy.catalog import catalog_path, load_catalog
-from onyproxy.catalog_recommend import WEIGHTS, parse_need, recommend
+from onyproxy.catalog_recommend import WEIGHTS, parse_need, recommend, recommendation_record
 from onyproxy.catalog_search import (
     CAPABILITIES,
     Entry,
     Filters,
     entries,
     entry_record,
+    parse_usd,
     providers,
     regions,
     search,
@@ -69,10 +70,7 @@ async def models_json(request: web.Request) -> web.StreamResponse:
     describe = request.query.get("describe", "").strip()[:MAX_DESCRIPTION]
     if describe or request.query.get("recommend"):
         need = parse_need(describe, filters, _priority(request.query))
-        data["recommendations"] = [
-            {"name": p.entry.name, "score": p.score,
-             "criteria": [{"name": c.name, "points": c.points, "note": c.note}
-                          for c in p.criteria]} for p in recommend(found, need)]
+        data["recommendations"] = [recommendation_record(p) for p in recommend(found, need)]
         data["need"] = {"priority": need.priority, "recognised": list(need.recognised)}
     return json_reply(data)
 
@@ -104,16 +102,11 @@ def _priority(query: MultiMapping[str]) -> Any:
 
 
 def _decimal(value: str | None, label: str, problems: list[str]) -> Decimal | None:
-    if not value:
-        return None
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        amount = Decimal(-1)
-    if not amount.is_finite() or amount < 0:
+        return parse_usd(value)
+    except ValueError:
         problems.append(f"{label}: enter an amount in USD such as 0.5")
         return None
-    return amount
 
 
 def _integer(value: str | None, label: str, problems: list[str]) -> int | None:
