@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -126,6 +127,23 @@ class Page:
     def click(self, css: str) -> None:
         self.find(css).click()
 
+    def wait(self, condition, what: str) -> None:
+        """Until ``condition(driver)`` holds (a click's page load may still be under way)."""
+        WebDriverWait(self.driver, 10, ignored_exceptions=[StaleElementReferenceException,
+                                                           NoSuchElementException]).until(
+            condition, f"waiting for {what}")
+
+    def wait_text(self, css: str, text: str) -> None:
+        self.wait(lambda d: text in d.find_element(By.CSS_SELECTOR, css).text,
+                  f"{text!r} in {css}")
+
+    def wait_gone(self, css: str) -> None:
+        self.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, css), f"{css} to go")
+
+    def wait_cookie(self, name: str, present: bool = True) -> None:
+        self.wait(lambda d: (name in self.cookies()) == present,
+                  f"cookie {name} {'set' if present else 'gone'}")
+
     def cookies(self) -> dict[str, dict[str, Any]]:
         return {c["name"]: c for c in self.driver.get_cookies()}
 
@@ -171,17 +189,16 @@ def test_consent_banner_refuse_then_accept(page: Page):
     page.shot("signin-with-banner")
     page.shot("signin-with-banner-phone", PHONE)
     page.click("#consent-refuse")
-    page.find("#credential")
+    page.wait_gone("#consent-banner")
     jar = page.cookies()
     assert jar["onyproxy_consent"]["value"] == "v1.f0.a0"
     assert jar["onyproxy_consent"]["sameSite"] == "Lax"
     assert "onyproxy_analytics" not in jar
-    assert not page.all("#consent-banner")
 
     page.driver.delete_all_cookies()  # a new visitor
     page.open("/ui/models")
     page.click("#consent-accept")
-    page.find("#finder")
+    page.wait_gone("#consent-banner")
     jar = page.cookies()
     assert jar["onyproxy_consent"]["value"] == "v1.f1.a1"
     assert jar["onyproxy_analytics"]["value"]
@@ -189,7 +206,7 @@ def test_consent_banner_refuse_then_accept(page: Page):
     page.open("/ui/privacy")
     page.click("#consent-analytics")  # untick
     page.click("#consent-save")
-    assert "analytics off" in page.find("#consent-status").text
+    page.wait_text("#consent-status", "analytics off")
     assert "onyproxy_analytics" not in page.cookies()
 
 
@@ -197,6 +214,7 @@ def test_sign_in_usage_keys_finder_export_policy(page: Page, gateway):
     account_id, secret = seed(gateway, "ayse@example.com")
     page.open("/ui/usage")
     page.click("#consent-accept")
+    page.wait_gone("#consent-banner")
     page.find("#credential").send_keys(secret)
     page.find("#credential").submit()
 
@@ -221,8 +239,8 @@ def test_sign_in_usage_keys_finder_export_policy(page: Page, gateway):
     row = next(r for r in page.all("#keys-table tbody tr") if "browser-test" in r.text)
     row.find_element(By.CSS_SELECTOR, "button.danger").click()
     WebDriverWait(page.driver, 5).until(expected_conditions.alert_is_present()).accept()
-    WebDriverWait(page.driver, 10).until(lambda d: "revoked" in next(
-        r for r in page.all("#keys-table tbody tr") if "browser-test" in r.text).text)
+    page.wait(lambda d: any("browser-test" in r.text and "revoked" in r.text
+                            for r in page.all("#keys-table tbody tr")), "the key revoked")
     page.shot("keys-after-revoke")
     page.shot("keys-phone", PHONE)
 
@@ -238,7 +256,7 @@ def test_sign_in_usage_keys_finder_export_policy(page: Page, gateway):
     page.open("/ui/privacy")
     assert "You have not accepted it yet." in page.find("#policy-status").text
     page.click("#accept-policy")
-    assert "You accepted version 2026-01" in page.find("#policy-status").text
+    page.wait_text("#policy-status", "You accepted version 2026-01")
     page.click("#export-data")
     exported = wait_for_file(page.shots.parent / "downloads" / f"onyproxy-data-{account_id}.json")
     document = json.loads(exported.read_text())
@@ -251,6 +269,7 @@ def test_admin_sees_security_events(page: Page, gateway):
     _, secret = seed(gateway, "root@example.com", role="admin")
     page.open("/ui/signin")
     page.click("#consent-refuse")
+    page.wait_gone("#consent-banner")
     page.find("#credential").send_keys(secret)
     page.find("#credential").submit()
     page.find("#chart-tokens")
@@ -264,8 +283,8 @@ def test_admin_sees_security_events(page: Page, gateway):
     assert "root@example.com" in page.find("#accounts-table").text
     page.shot("admin-accounts")
     page.click(".who button")  # sign out
+    page.wait_cookie("onyproxy_session", present=False)
     page.find("#credential")
-    assert "onyproxy_session" not in page.cookies()
 
 
 def wait_for_file(path: Path, timeout: float = 10) -> Path:
