@@ -164,10 +164,12 @@ def benchmark(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     print(f"bench: {len(entries)} targets, {args.runs} runs, {args.duration:g} s per cell, "
           f"pinning: {bench.load_cores or 'none'} / {bench.proxy_cores or 'none'}",
           file=sys.stderr)
-    cells = medians(run_matrix(entries, args.runs, limits, bench.load_cores))
+    raw = run_matrix(entries, args.runs, limits, bench.load_cores)
+    cells = medians(raw)
     labels = [s.label for s in scenarios]
     out: dict[str, Any] = {
         "cells": cells,
+        "raw": [{"target": t, "scenario": sc, "results": r} for (t, sc), r in raw.items()],
         "table": report.main_table(cells, list(targets), labels),
         "checks": report.target_checks(cells),
         "notes": {name: t.notes for name, t in targets.items()},
@@ -202,7 +204,8 @@ def workers(args: argparse.Namespace, bench: Bench, limits: Limits,
         target = bench.gateway(f"full-w{n}", replace(spec, workers=n), None)
         entries.append(Entry(target, WORKER_SCENARIOS, "workers"))
     print("bench: workers 1 vs 2, unpinned", file=sys.stderr)
-    cells = medians(run_matrix(entries, args.runs, limits, None))
+    raw = run_matrix(entries, args.runs, limits, None)
+    cells = medians(raw)
     rows = ["| scenario | target | req/s | x full-w1 | p50 ms | p99 ms | CPU µs/req "
             "| RSS MB (all processes) |", "|---|---|---|---|---|---|---|---|"]
     for scenario in WORKER_SCENARIOS:
@@ -216,6 +219,8 @@ def workers(args: argparse.Namespace, bench: Bench, limits: Limits,
     per_worker = {e.target.name: e.target.child.worker_rss_mb()
                   for e in entries if e.target.child}
     return {"workers_cells": cells, "workers_table": "\n".join(rows),
+            "workers_raw": [{"target": t, "scenario": sc, "results": r}
+                            for (t, sc), r in raw.items()],
             "workers_rss_per_process_mb": per_worker, "workers_note": note}
 
 
