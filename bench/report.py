@@ -102,17 +102,28 @@ def target_checks(cells: Cells) -> list[dict[str, Any]]:
         value, bare = get(target, scenario, "rps"), get("bare", scenario, "rps")
         return None if value is None or not bare else value / bare
 
+    def by_cpu(target: str, scenario: str) -> str:
+        value, bare = get(target, scenario, "cpu_us"), get("bare", scenario, "cpu_us")
+        if not value or not bare:
+            return ""
+        return f"; bare's CPU time per request ÷ {target}'s: {bare / value:.2f}x"
+
     rss = [c["rss_mb"] for (t, _), c in cells.items()
            if t in ("empty", "full") and c.get("rss_mb") is not None]
-    return [
+    checks = [
         check("full p50 overhead over direct, json c1", over("p50_ms", "json c1"), 1.0, "low",
               " ms"),
         check("full TTFB overhead over direct, stream c1", over("ttfb_p50_ms", "stream c1"), 1.0,
               "low", " ms"),
-        check("full req/s ÷ bare, json c64", ratio("full", "json c64"), 0.7, "high", "x"),
-        check("full req/s ÷ bare, stream c64", ratio("full", "stream c64"), 0.7, "high", "x"),
-        check("empty req/s ÷ bare, json c64", ratio("empty", "json c64"), 0.9, "high", "x"),
-        check("empty req/s ÷ bare, stream c64", ratio("empty", "stream c64"), 0.9, "high", "x"),
+    ]
+    for target, limit in (("full", 0.7), ("empty", 0.9)):
+        for scenario in ("json c64", "stream c64"):
+            item = check(f"{target} req/s ÷ bare, {scenario}", ratio(target, scenario), limit,
+                         "high", "x")
+            item["text"] += by_cpu(target, scenario)
+            checks.append(item)
+    return [
+        *checks,
         check("gateway RSS (largest cell, one worker)", max(rss) if rss else None, 80, "low",
               " MB"),
     ]
