@@ -47,13 +47,6 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
-class CatalogFile:
-    """The file's top level."""
-
-    models: dict[str, ModelInfo] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Price:
     """A complete price: USD per 1M input, cached input and output tokens."""
 
@@ -101,13 +94,22 @@ def load_catalog(path: Path) -> Catalog:
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: invalid YAML ({exc})"]) from None
     problems = Problems(source)
-    parsed = build(CatalogFile, raw, problems)
-    if parsed is not None:
-        for name, info in parsed.models.items():
-            _check_price(info.price, f"models.{name}.price", problems)
+    models: dict[str, ModelInfo] = {}
+    if not isinstance(raw, dict) or set(raw) - {"models"}:
+        problems.add("", "expected a mapping with one key, 'models'")
+    else:
+        entries = raw.get("models") or {}
+        if not isinstance(entries, dict):
+            problems.add("models", "expected a mapping of model names")
+            entries = {}
+        for name, entry in entries.items():
+            # Each entry on its own: one broken entry does not hide the others' problems.
+            info = build(ModelInfo, entry, problems, f"models.{name}")
+            if info is not None:
+                _check_price(info.price, f"models.{name}.price", problems)
+                models[str(name)] = info
     problems.raise_if_any()
-    assert parsed is not None
-    return Catalog(parsed.models, source)
+    return Catalog(models, source)
 
 
 def _check_price(price: PriceConfig, path: str, problems: Problems) -> None:

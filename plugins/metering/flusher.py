@@ -56,6 +56,7 @@ class Flusher:
         self._orphans: dict[Path, SpoolDir] = {}
         self._next_scan = 0.0
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()  # one flush at a time: positions only move forward
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -91,6 +92,10 @@ class Flusher:
     async def flush(self) -> int:
         """Write everything spooled so far (orphans first); return how many records went to
         the store. Raises ``StorageError`` when the store fails."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         written = 0
         if time.monotonic() >= self._next_scan:
             self._next_scan = time.monotonic() + ORPHAN_SCAN_S

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +127,9 @@ class SpoolDir:
     def commit(self, position: Position) -> None:
         """Save ``position`` (atomically: write, then rename) and delete the segments before
         it; no fsync: a lost update only repeats idempotent store writes."""
-        tmp = self.path / "committed.tmp"
+        # A name of its own per writer: a flush cut short by shutdown may still be finishing
+        # its commit in a thread while the final flush commits.
+        tmp = self.path / f"committed.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps({"segment": position[0], "offset": position[1]}))
         os.replace(tmp, self.path / "committed")
         for number in self.segments():
