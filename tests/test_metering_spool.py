@@ -120,7 +120,11 @@ async def test_writer_groups_concurrent_records_into_few_syncs(tmp_path: Path,
     monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real_sync(fd)))
     writer = SpoolWriter(own_dir(tmp_path), segment_bytes=1 << 20)
     writer.start()
-    results = await asyncio.gather(*(writer.write(payload(n), 5) for n in range(300)))
+    results = []
+    for n in range(300):
+        results.append(writer.write(payload(n)))
+        if n % 30 == 0:
+            await asyncio.sleep(0)  # let the sync thread run now and then
     await writer.close()
     assert all(results) and writer.appended == 300
     assert len(syncs) < 300  # one sync covers every record that queued meanwhile
@@ -133,11 +137,32 @@ async def test_writer_starts_a_new_segment_past_the_size_limit(tmp_path: Path) -
     writer = SpoolWriter(own_dir(tmp_path), segment_bytes=2000)
     writer.start()
     for n in range(20):
-        assert await writer.write(payload(n), 5)
+        assert writer.write(payload(n))
     await writer.close()
     assert len(writer.directory.segments()) > 3
     batch = writer.directory.read((1, 0), 1000)
     assert [decode(r).request_id for r in batch.records] == [f"r{n}" for n in range(20)]
+
+
+async def test_records_the_disk_refuses_are_kept_and_written_when_it_takes_them(
+        tmp_path: Path, monkeypatch) -> None:
+    writer = SpoolWriter(own_dir(tmp_path), segment_bytes=1 << 20)
+    writer.start()
+    real_write = os.write
+
+    def disk_full(fd: int, data: bytes) -> int:
+        real_write(fd, bytes(data)[:10])  # part of a record lands, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    assert writer.write(payload(0))
+    monkeypatch.setattr(os, "write", disk_full)
+    assert not writer.write(payload(1)) and not writer.write(payload(2))
+    monkeypatch.setattr(os, "write", real_write)
+    assert writer.write(payload(3))  # the kept ones go first, in order
+    await writer.close()
+    batch = writer.directory.read((1, 0), 100)
+    assert [decode(r).request_id for r in batch.records] == ["r0", "r1", "r2", "r3"]
+    assert batch.skipped == 2 and writer.appended == 4  # the torn pieces, skipped
 
 
 async def test_flusher_writes_every_record_once_across_an_outage(tmp_path: Path) -> None:
@@ -149,11 +174,11 @@ async def test_flusher_writes_every_record_once_across_an_outage(tmp_path: Path)
                       interval_s=60, retry_max_s=1)
     try:
         for n in range(20):
-            await writer.write(payload(n), 5)
+            writer.write(payload(n))
         assert await flusher.flush() == 20 and flusher.depth == 0
         flaky.down = True
         for n in range(20, 50):
-            await writer.write(payload(n), 5)
+            writer.write(payload(n))
         with pytest.raises(StorageError):
             await flusher.flush()
         assert flusher.depth == 30

@@ -87,11 +87,12 @@ class Ledger:
     def charge(self, scopes: list[Scope], cost: Decimal, request_id: str) -> None:
         """Count the real ``cost`` of the event ``request_id`` against ``scopes`` (before
         the event is spooled, so the flusher cannot report it stored first)."""
+        if not (cost and scopes):
+            return
         self._roll()
-        if cost and scopes:
-            for scope in scopes:
-                self.local[scope] += cost
-            self._unstored[request_id] = (scopes, cost)
+        for scope in scopes:
+            self.local[scope] += cost
+        self._unstored[request_id] = (scopes, cost)
 
     def settle(self, reservation: Reservation | None) -> None:
         """The call ended: release what it reserved (once)."""

@@ -38,9 +38,6 @@ class MeteringConfig:
         "check": _positive, "doc": "longest pause between store writes while it fails"})
     segment_mb: float = field(default=16.0, metadata={
         "check": _positive, "doc": "a spool file is closed and a new one started at this size"})
-    write_timeout_s: float = field(default=2.0, metadata={
-        "check": _positive, "doc": "longest a request waits for its record to reach the "
-                                   "spool file (the record stays queued in memory after)"})
     budget_failure_mode: Literal["closed", "open"] = field(default="closed", metadata={
         "doc": "budget unknown because the store is unreachable: closed answers 503 to "
                "callers that have a budget, open lets them through"})

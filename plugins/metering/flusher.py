@@ -66,8 +66,11 @@ class Flusher:
         return max(0, self.writer.appended - self.committed) + self.orphan_backlog
 
     def wake(self) -> None:
-        """New records were synced to the spool: write them without waiting for the tick."""
-        self._wake.set()
+        """New records were synced to the spool. A full batch is written at once; fewer
+        wait for the next tick (``flush_interval_s``), so that under load the store gets a
+        few large writes rather than one per disk sync."""
+        if self.depth >= self.batch_size:
+            self._wake.set()
         self._report()
 
     def start(self) -> None:

@@ -16,22 +16,23 @@ count them if needed; nothing of them is kept after the exchange.
 **Durability: what "never lost" means exactly.** A record is written (``write(2)``) to this
 process's spool file *before the client has the complete answer*:
 
-- JSON answers and errors: ``on_complete`` runs before the core sends the response, and waits
-  for the spool writer's ``write``;
+- JSON answers and errors: ``on_complete`` runs before the core sends the response, and
+  writes the record itself (:mod:`.writer`: a few hundred bytes into the page cache, on the
+  event loop, microseconds; no thread hop, no wait);
 - streams: the record is written when the stream's final event (``[DONE]``, ``message_stop``,
   ``response.completed``, Gemini's chunk with ``finishReason``) passes ``on_chunk``, before
   that event is sent; the provider's usage has arrived by then.
 
 From that ``write`` on, the record survives the gateway being killed, ``kill -9`` included: it
-is in the kernel's page cache, and the next start replays it. The writer thread ``fdatasync``-s
+is in the kernel's page cache, and the next start replays it. A sync thread ``fdatasync``-s
 right after (group commit: one sync for all records that arrived meanwhile), so a crash of the
 whole machine or a power cut can lose at most the records of the last sync in flight, a few
 milliseconds' worth; a response never waits for that sync. So: every request whose client got
 a complete answer is recorded, exactly once, unless the machine itself went down in the few
-milliseconds after the answer. Records are not written before the answer when the disk refuses
-them (then they wait in memory and the log says so) or when the write takes longer than
-``write_timeout_s``; exchanges that end without a complete answer (client gone, stream broken)
-are recorded in ``on_complete``, just after.
+milliseconds after the answer. A record is not on disk before the answer only when the disk
+refuses it (full, read-only: it then waits in memory, is retried every second, and the log
+says so); exchanges that end without a complete answer (client gone, stream broken) are
+recorded in ``on_complete``, just after.
 
 The store write happens later, in the background (:mod:`.flusher`): the request path never
 waits on the database, and a record is stored exactly once because the store skips request
@@ -189,9 +190,7 @@ class MeteringPlugin(Plugin):
         if event.billable:
             self.ledger.charge(state.scopes, cost, request_id)
         assert self.writer is not None, "the plugin was not started"
-        if not await self.writer.write(encode(event), self.config.write_timeout_s):
-            log.warning("metering: a usage record was not on disk before the answer (the "
-                        "spool write timed out or failed); it stays queued")
+        self.writer.write(encode(event))  # a refused write is kept, retried and logged there
 
     async def _usage(self, ex: Exchange, state: MeterState) -> tuple[Usage, list[str]]:
         """The usage to record and its flags: the provider's, completed by an estimate when
