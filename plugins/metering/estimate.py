@@ -45,6 +45,13 @@ class Tokenizer:
         if self._loading is None:
             self._loading = asyncio.create_task(asyncio.to_thread(_load),
                                                 name="onyproxy-tokenizer-load")
+            # Retrieved here, so a failed load is reported when a count needs it, not as an
+            # "exception never retrieved" when nobody did.
+            self._loading.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def stop(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
 
     async def count(self, texts: Iterable[str]) -> int:
         """Tokens of ``texts`` together."""

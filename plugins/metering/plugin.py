@@ -57,6 +57,7 @@ from typing import Any
 from onyproxy.catalog import catalog_path, load_catalog
 from onyproxy.errors import GatewayError
 from onyproxy.exchange import Exchange, Usage
+from onyproxy.logs import log_crash
 from onyproxy.pipeline import Plugin
 from onyproxy.sse import Event
 from onyproxy.storage import StorageError
@@ -85,6 +86,7 @@ class MeterState:
     recorded: bool = False
     cost: Decimal = Decimal(0)
     stream_data: list[str] = field(default_factory=list)  # references, counted only if needed
+    ids: tuple[str, str | None] | None = None  # (event id, client's id): fixed once chosen
 
 
 class MeteringPlugin(Plugin):
@@ -127,6 +129,7 @@ class MeteringPlugin(Plugin):
         await self.background.start()
 
     async def stop(self) -> None:
+        self.tokenizer.stop()
         await self.background.stop()
         if self.writer is not None:
             await self.writer.close()
@@ -161,7 +164,11 @@ class MeteringPlugin(Plugin):
             return
         state.stream_data.append(event.data)
         if is_final(ex.shape, event):
-            await self._record(ex, state)
+            try:
+                await self._record(ex, state)
+            except Exception as exc:  # never break the stream; on_complete tries again
+                state.recorded = False
+                log_crash("metering.on_chunk", exc)
 
     async def on_complete(self, ex: Exchange) -> None:
         state = ex.state.get(self.name)
@@ -185,7 +192,9 @@ class MeteringPlugin(Plugin):
             else:
                 cost = cost_of(usage, price)
         state.cost = ex.cost_usd = cost
-        request_id, client_request_id = event_id(ex)
+        if state.ids is None:
+            state.ids = event_id(ex)
+        request_id, client_request_id = state.ids
         event = build_event(ex, request_id, client_request_id, usage, cost, flags)
         if event.billable:
             self.ledger.charge(state.scopes, cost, request_id)

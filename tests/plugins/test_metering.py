@@ -241,3 +241,23 @@ async def test_reservations_stop_concurrent_calls_before_they_start(metering):
     for ex in admitted:
         await metering.on_complete(ex)  # nothing spent (no provider): reservations released
     await metering.on_request(exchange(identity=key, request_id="req_after"))
+
+
+async def test_a_failure_at_the_final_event_never_breaks_the_stream(metering, monkeypatch):
+    ex = answered(exchange(stream=True), reported=False)
+    await metering.on_request(ex)
+    real_count = metering.tokenizer.count
+    calls = []
+
+    async def failing_once(texts):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("tokenizer trouble")
+        return await real_count(texts)
+
+    monkeypatch.setattr(metering.tokenizer, "count", failing_once)
+    await metering.on_chunk(ex, Event.of({"choices": [{"delta": {"content": "hi"}}]}))
+    await metering.on_chunk(ex, Event("[DONE]"))  # must not raise into the relay
+    await metering.on_complete(ex)
+    (event,) = await stored(metering)
+    assert event.flags == ["estimated"] and event.output_tokens == tokens("hi")
