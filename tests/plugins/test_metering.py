@@ -261,3 +261,22 @@ async def test_a_failure_at_the_final_event_never_breaks_the_stream(metering, mo
     await metering.on_complete(ex)
     (event,) = await stored(metering)
     assert event.flags == ["estimated"] and event.output_tokens == tokens("hi")
+
+
+async def test_the_gateway_closes_months_that_ended_past_the_grace_period(metering):
+    from datetime import UTC, datetime
+
+    from onyproxy.storage import UsageEvent
+
+    store = metering.gateway.store
+    january = datetime(2026, 1, 20, tzinfo=UTC)
+    await store.insert_usage_events([UsageEvent(
+        request_id="old", account_id="acc_1", key_id="key_1", model="claude-test",
+        provider="up", input_tokens=10, output_tokens=2, cost_usd=Decimal("0.5"),
+        created_at=january)])
+    await metering.background.close_months(datetime(2026, 2, 1, 0, 30, tzinfo=UTC))
+    assert await store.list_billing_records() == []  # still within the hour of grace
+    await metering.background.close_months(datetime(2026, 2, 1, 2, 0, tzinfo=UTC))
+    (record,) = await store.list_billing_records()
+    assert (record.month, record.cost_usd, record.closed_at is not None) == (
+        "2026-01", Decimal("0.5"), True)
