@@ -97,7 +97,7 @@ async def stored_ids(store: Any, expected: int, timeout: float = 60.0) -> list[s
             await asyncio.sleep(0.05)
 
 
-async def test_sqlite_outage_during_200_requests_loses_and_doubles_nothing(gateway):
+async def test_sqlite_outage_during_200_requests_loses_and_doubles_nothing(gateway, tmp_path):
     server = await gateway(config())
     gw = server.app[GATEWAY]
     outage = gw.store = Outage(gw.store)
@@ -106,6 +106,8 @@ async def test_sqlite_outage_during_200_requests_loses_and_doubles_nothing(gatew
     await wait_metric(server, "onyproxy_spool_flush_errors_total")
     await wait_metric(server, "onyproxy_spool_depth", REQUESTS)
     assert await outage.store.list_usage_events() == []
+    spooled = b"".join(p.read_bytes() for p in (tmp_path / "spool").rglob("seg-*"))
+    assert spooled.count(b"\n") == REQUESTS and b"count me once" not in spooled  # no content
     outage.down = False
     stored = await stored_ids(outage.store, REQUESTS)
     assert sorted(stored) == sorted(ids) and len(set(stored)) == REQUESTS
