@@ -165,7 +165,7 @@ class Flusher:
 
     def _adopt_orphans(self) -> None:
         try:
-            entries = sorted(os.scandir(self.root), key=lambda e: e.stat().st_mtime)
+            entries = sorted(os.scandir(self.root), key=_age)
         except FileNotFoundError:
             return
         for entry in entries:
@@ -189,6 +189,13 @@ class Flusher:
     def _report(self) -> None:
         if self._metrics is not None:
             self._metrics.spool(self.depth)
+
+
+def _age(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat().st_mtime
+    except FileNotFoundError:  # another process adopted and removed it meanwhile
+        return 0.0
 
 
 def _decoded(records: list[bytes], where: Path) -> list[UsageEvent]:
