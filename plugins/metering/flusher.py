@@ -170,8 +170,9 @@ class Flusher:
             return
         for entry in entries:
             path = Path(entry.path)
-            if not entry.is_dir() or path == self.own.path or path in self._orphans:
-                continue
+            if (not entry.is_dir() or entry.name.startswith(".") or path == self.own.path
+                    or path in self._orphans):
+                continue  # hidden: a folder being set up by a starting process
             orphan = SpoolDir(path)
             if orphan.lock():
                 log.info("metering: adopting the usage spool of a stopped process: %s", path)

@@ -303,9 +303,13 @@ def _answer_texts(ex: Exchange, state: MeterState) -> list[str]:
 def _own_folder(root: Any) -> SpoolDir:
     """A fresh, locked folder for this process (``<pid>-<random>``: pids repeat in
     containers, and a restarted process must not append to a dead one's files)."""
-    path = root / f"{os.getpid()}-{secrets.token_hex(3)}"
-    path.mkdir(parents=True, exist_ok=False)
-    own = SpoolDir(path)
+    name = f"{os.getpid()}-{secrets.token_hex(3)}"
+    # Made under a hidden name and locked before it gets its real one: another process's
+    # orphan scan (which skips hidden names) must never see it unlocked and adopt it.
+    hidden = root / f".{name}"
+    hidden.mkdir(parents=True, exist_ok=False)
+    own = SpoolDir(hidden)
     if not own.lock():
-        raise RuntimeError(f"cannot lock the new spool folder {path}")
+        raise RuntimeError(f"cannot lock the new spool folder {hidden}")
+    own.path = hidden.rename(root / name)  # the lock stays: it is on the file, not the name
     return own
