@@ -1,12 +1,15 @@
 """Retention (DESIGN.md §4): usage events, deleted accounts and billing records are removed
-once their period in ``retention:`` has passed.
+once their period in ``retention:`` has passed. The security plugin's events hold (hashed)
+client addresses like usage events hold IPs, so they are kept as long as usage events
+(``usage_events_days``), and go with their account when it is purged.
 
 :func:`run_retention` does one pass; ``onyproxy retention run`` calls it, and so does
 :class:`RetentionJob`, which every gateway process starts. The job takes a lease in the store
 before each pass, so among all the processes and machines sharing one database a single one
 does the work per interval. A pass is idempotent (it deletes by cut-off time), so a pass that
 runs twice, or is interrupted, does no harm. MongoDB's TTL indexes expire usage events and
-billing records on their own as well; the pass catches what they have not reached yet.
+billing records on their own as well (security events too, with the usage events' period);
+the pass catches what they have not reached yet.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ FIRST_RUN_S = 60.0  # soon after start, but not while the gateway is still warmi
 
 @dataclass(frozen=True, slots=True)
 class Cutoffs:
-    """What is old enough to go: events before ``usage_events``, accounts deleted before
-    ``deleted_accounts``, billing months before ``billing_month`` (``YYYY-MM``)."""
+    """What is old enough to go: usage and security events before ``usage_events``, accounts
+    deleted before ``deleted_accounts``, billing months before ``billing_month``
+    (``YYYY-MM``)."""
 
     usage_events: datetime
     deleted_accounts: datetime
@@ -47,6 +51,7 @@ class RetentionReport:
     """What one pass removed (or, in a dry run, would remove), per kind of record."""
 
     usage_events: int
+    security_events: int  # past their period, and those of the purged accounts
     accounts: int
     keys: int
     billing_records: int
@@ -55,8 +60,9 @@ class RetentionReport:
 
     def removed(self) -> dict[str, int]:
         """The counts per kind that are not zero."""
-        counts = {"usage_events": self.usage_events, "accounts": self.accounts,
-                  "keys": self.keys, "billing_records": self.billing_records}
+        counts = {"usage_events": self.usage_events, "security_events": self.security_events,
+                  "accounts": self.accounts, "keys": self.keys,
+                  "billing_records": self.billing_records}
         return {kind: n for kind, n in counts.items() if n}
 
     def as_json(self) -> dict[str, object]:
@@ -86,14 +92,21 @@ def cutoffs(config: RetentionConfig, now: datetime) -> Cutoffs:
 
 async def run_retention(store: Store, config: RetentionConfig, *, now: datetime | None = None,
                         dry_run: bool = False) -> RetentionReport:
-    """One retention pass at ``now`` (default: the current time)."""
+    """One retention pass at ``now`` (default: the current time).
+
+    Security events past their period go before the accounts are purged, so a real pass
+    counts each event once. A dry run deletes nothing in between: an event both past its
+    period and of a purged account is counted twice there (only when passes have not run
+    for a while; otherwise earlier passes removed such events already)."""
     limits = cutoffs(config, now or utcnow())
     events = await store.purge_usage_events(limits.usage_events, dry_run=dry_run)
+    security = await store.purge_security_events(limits.usage_events, dry_run=dry_run)
     accounts = await store.purge_deleted_accounts(limits.deleted_accounts, dry_run=dry_run)
     billing = await store.purge_billing_records(limits.billing_month, dry_run=dry_run)
-    return RetentionReport(usage_events=events, accounts=accounts.accounts,
-                           keys=accounts.keys, billing_records=billing, dry_run=dry_run,
-                           cutoffs=limits)
+    return RetentionReport(usage_events=events,
+                           security_events=security + accounts.security_events,
+                           accounts=accounts.accounts, keys=accounts.keys,
+                           billing_records=billing, dry_run=dry_run, cutoffs=limits)
 
 
 class RetentionJob:

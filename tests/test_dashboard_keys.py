@@ -9,7 +9,7 @@ from dashboard_fixtures import PEPPER, open_dashboard
 
 from onyproxy.dashboard.session import COOKIE
 from onyproxy.keys import create_key
-from onyproxy.storage import utcnow
+from onyproxy.storage import SecurityEvent, utcnow
 
 CHAT = {"model": "mock-small", "messages": [{"role": "user", "content": "hi"}]}
 SECRET = re.compile(r"ony-[A-Za-z0-9_-]{40}")
@@ -123,6 +123,12 @@ async def test_a_suspended_key_can_be_contested(aiohttp_client, tmp_path):
     other = await create_key(ui.gw.store, person.account.id, pepper=PEPPER, name="ci")
     await ui.gw.store.suspend_key(other.record.id, reason="used from 40 addresses",
                                   by="system:security", at=utcnow())
+    suspension = SecurityEvent(id="sec_ci", kind="many_ips", at=utcnow(), action="suspend",
+                               key_id=other.record.id, account_id=person.account.id)
+    await ui.gw.store.add_security_event(suspension)
+    await ui.gw.store.add_security_event(SecurityEvent(  # later: the sign-in key, reinstated
+        id="sec_laptop", kind="usage_spike", at=utcnow(), action="suspend",
+        key_id=person.key_id, account_id=person.account.id))
     html = await (await ui.client.get("/ui/keys")).text()
     assert "was suspended" in html and "used from 40 addresses" in html
     response = await ui.post(f"/ui/keys/{other.record.id}/object",
@@ -133,6 +139,7 @@ async def test_a_suspended_key_can_be_contested(aiohttp_client, tmp_path):
     [objection] = await ui.gw.store.list_objections(account_id=person.account.id)
     assert objection.reason == "We moved our CI to a new runner pool."
     assert other.record.id in objection.decision and objection.status == "open"
+    assert (objection.event_id, objection.key_id) == ("sec_ci", other.record.id)
     refused = await ui.post(f"/ui/keys/{person.key_id}/object", {"reason": "x"},
                             token_from="/ui/keys")
     assert refused.status == 400  # not suspended

@@ -22,7 +22,15 @@ from storage.conftest import mongo_url  # noqa: F401 (the session's SecantusDB)
 
 from onyproxy.config.model import RetentionConfig
 from onyproxy.retention import RETENTION_JOB, RetentionJob, cutoffs, run_retention
-from onyproxy.storage import Account, ApiKey, BillingRecord, Store, new_id, utcnow
+from onyproxy.storage import (
+    Account,
+    ApiKey,
+    BillingRecord,
+    SecurityEvent,
+    Store,
+    new_id,
+    utcnow,
+)
 
 __all__ = ["store_on"]
 
@@ -56,7 +64,21 @@ async def seed(store: Store, now: datetime) -> dict[str, str]:
     for month in ("2025-01", "2025-02", "2025-03", "2025-04"):
         await store.upsert_billing_record(BillingRecord(ids["gone"], month, 1,
                                                         cost_usd=Decimal("1.5")))
+    for name, account_id, days_ago in (("sec-old", ids["active"], 91),
+                                       ("sec-fresh", ids["active"], 89),
+                                       ("sec-gone", ids["gone"], 10),
+                                       ("sec-addr", None, 95)):
+        await store.add_security_event(detection(name, account_id, now - days_ago * DAY))
     return ids
+
+
+def detection(event_id: str, account_id: str | None, at: datetime) -> SecurityEvent:
+    """A security event: about an account's key, or (no account) about a client address."""
+    if account_id is None:
+        return SecurityEvent(id=event_id, kind="auth_failures", at=at,
+                             client="0123456789abcdef", evidence={"failures": 20})
+    return SecurityEvent(id=event_id, kind="usage_spike", at=at, key_id="key_x",
+                         account_id=account_id, evidence={"per_minute": 900})
 
 
 def test_cutoffs_follow_the_config() -> None:
@@ -73,13 +95,18 @@ def test_cutoffs_follow_the_config() -> None:
 async def test_a_pass_at_a_moved_clock_deletes_what_is_past_its_period(store_on) -> None:
     ids = await seed(store_on, NOW)
     dry = await run_retention(store_on, RetentionConfig(), now=NOW, dry_run=True)
-    assert (dry.usage_events, dry.accounts, dry.keys, dry.billing_records) == (2, 1, 1, 2)
+    assert (dry.usage_events, dry.security_events, dry.accounts, dry.keys,
+            dry.billing_records) == (2, 3, 1, 1, 2)
     assert len(await store_on.list_usage_events()) == 4  # a dry run deletes nothing
+    assert len(await store_on.list_security_events()) == 4
 
     done = await run_retention(store_on, RetentionConfig(), now=NOW)
-    assert (done.usage_events, done.accounts, done.keys, done.billing_records) == (2, 1, 1, 2)
+    assert (done.usage_events, done.security_events, done.accounts, done.keys,
+            done.billing_records) == (2, 3, 1, 1, 2)
     assert sorted(e.request_id for e in await store_on.list_usage_events()) == [
         "fresh", "gone-fresh"]
+    # past the usage events' 90 days (with or without an account), and the purged account's
+    assert [e.id for e in await store_on.list_security_events()] == ["sec-fresh"]
     assert await store_on.get_account(ids["gone"]) is None
     assert await store_on.list_keys(ids["gone"]) == []
     assert await store_on.get_account(ids["recent"]) is not None
@@ -89,7 +116,8 @@ async def test_a_pass_at_a_moved_clock_deletes_what_is_past_its_period(store_on)
     assert [r.month for r in await store_on.list_billing_records()] == ["2025-03", "2025-04"]
 
     again = await run_retention(store_on, RetentionConfig(), now=NOW)
-    assert (again.usage_events, again.accounts, again.billing_records) == (0, 0, 0)
+    assert (again.usage_events, again.security_events, again.accounts,
+            again.billing_records) == (0, 0, 0, 0)
     later = await run_retention(store_on, RetentionConfig(), now=NOW + 2 * DAY)
     assert later.accounts == 1  # "recent" is now past its 30 days
 
@@ -106,11 +134,13 @@ async def test_only_one_job_per_interval_runs_a_pass(store_on) -> None:
 async def test_the_job_audits_what_it_removed(store_on) -> None:
     await store_on.insert_usage_events([usage("old", "acc_x", "istanbul",
                                               utcnow() - 100 * DAY)])
+    await store_on.add_security_event(detection("sec-old", None, utcnow() - 100 * DAY))
     job = RetentionJob(store_on, RetentionConfig(job_interval_s=60))
     report = await job.tick()
-    assert report is not None and report.usage_events == 1
+    assert report is not None and (report.usage_events, report.security_events) == (1, 1)
     (entry,) = await store_on.list_audit(actor="gateway:retention")
-    assert (entry.action, entry.details) == ("retention.run", {"usage_events": 1})
+    assert (entry.action, entry.details) == ("retention.run",
+                                             {"usage_events": 1, "security_events": 1})
     await job.tick()  # nothing removed: no second entry
     assert len(await store_on.list_audit(actor="gateway:retention")) == 1
 
@@ -144,12 +174,17 @@ async def test_retention_run_from_the_cli(backend, tmp_path, store_on) -> None:
     await seed(store_on, now)
     cli = Cli(write_config(tmp_path, backend))
     dry = await asyncio.to_thread(cli.json, "retention", "run", "--dry-run")
-    assert {k: dry[k] for k in ("usage_events", "accounts", "keys", "dry_run")} == {
-        "usage_events": 2, "accounts": 1, "keys": 1, "dry_run": True}
+    kinds = ("usage_events", "security_events", "accounts", "keys", "dry_run")
+    assert {k: dry[k] for k in kinds} == {
+        "usage_events": 2, "security_events": 3, "accounts": 1, "keys": 1, "dry_run": True}
     assert len(await store_on.list_usage_events()) == 4
+    assert len(await store_on.list_security_events()) == 4
     table = (await asyncio.to_thread(cli.run, "retention", "run")).stdout.splitlines()
     assert table[0].split() == ["KIND", "DELETED"]
     assert table[1].split() == ["usage", "events", "2"]
+    assert table[2].split() == ["security", "events", "3"]
     assert len(await store_on.list_usage_events()) == 2
+    assert [e.id for e in await store_on.list_security_events()] == ["sec-fresh"]
     (entry,) = [e for e in await store_on.list_audit() if e.action == "retention.run"]
-    assert entry.actor.startswith("cli:") and entry.details["usage_events"] == 2
+    assert entry.actor.startswith("cli:")
+    assert (entry.details["usage_events"], entry.details["security_events"]) == (2, 3)

@@ -4,7 +4,8 @@
 - ``POST /admin/subjects/{account}/correct`` ``{field, value, reason}`` → the account
 - ``POST /admin/subjects/{account}/erase`` ``{reason}`` → what was erased and ``notify``:
   the recipients to tell
-- ``POST /admin/subjects/{account}/objections`` ``{reason, decision}`` → 201 objection
+- ``POST /admin/subjects/{account}/objections`` ``{reason, decision, event}`` → 201 objection
+  (``event``: the automatic suspension contested; default the account's latest one)
 - ``GET /admin/objections?status=&account=`` → ``{"data": [objection, ...]}``
 - ``POST /admin/objections/{id}/resolve`` ``{outcome: upheld|rejected, resolution}``
 - ``GET /admin/audit/verify`` → ``{ok, entries, head, problem, first_bad_entry}``
@@ -75,11 +76,12 @@ async def erase(call: AdminCall) -> web.Response:
 
 
 async def object_to(call: AdminCall) -> web.Response:
-    body = await call.body(("reason", "decision"))
+    body = await call.body(("reason", "decision", "event"))
     objection = await subject.object_to(call.store, call.param("account"),
                                         _text(body, "reason", required=True) or "",
                                         actor=call.admin.actor,
-                                        decision=_text(body, "decision"))
+                                        decision=_text(body, "decision"),
+                                        event_id=_text(body, "event"))
     return reply(subject.objection_record(objection), status=201)
 
 

@@ -13,8 +13,9 @@ from onyproxy.config import GatewayConfig
 from onyproxy.retention import run_retention
 from onyproxy.storage import Store
 
-KINDS = (("usage_events", "usage events"), ("accounts", "deleted accounts"),
-         ("keys", "their keys"), ("billing_records", "billing records"))
+KINDS = (("usage_events", "usage events"), ("security_events", "security events"),
+         ("accounts", "deleted accounts"), ("keys", "their keys"),
+         ("billing_records", "billing records"))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +40,8 @@ def _run(args: argparse.Namespace):
         verb = "would delete" if args.dry_run else "deleted"
         print_table(("KIND", verb.upper()), [(label, data[kind]) for kind, label in KINDS])
         limits = data["cutoffs"]
-        note(f"Usage events before {limits['usage_events_before']}, accounts deleted before "
-             f"{limits['accounts_deleted_before']}, billing months before "
-             f"{limits['billing_months_before']}.")
+        note(f"Usage and security events before {limits['usage_events_before']}, accounts "
+             f"deleted before {limits['accounts_deleted_before']} (with their keys and "
+             f"security events), billing months before {limits['billing_months_before']}.")
         return 0
     return work

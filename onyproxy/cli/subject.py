@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from pathlib import Path
 
 from onyproxy.accounts import get_account
@@ -21,7 +22,7 @@ from onyproxy.cli.store_session import (
 from onyproxy.config import GatewayConfig
 from onyproxy.privacy import subject
 from onyproxy.storage import Store
-from onyproxy.storage.privacy import OBJECTION_STATUSES
+from onyproxy.storage.privacy import OBJECTION_STATUSES, Objection
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "object", help="record an objection to an automated decision, for human review"),
         reason_required=True)
     objection.add_argument("--decision", help="the decision objected to, e.g. 'key suspended'")
+    objection.add_argument("--event", metavar="EVENT_ID",
+                           help="the automatic suspension contested (a security event id from "
+                                "the export); default: the account's latest suspension")
     _json_option(objection).set_defaults(func=lambda a: run_on_store(a, _object(a)))
 
     listing = commands.add_parser("objections", help="list objections")
@@ -116,7 +120,8 @@ def _erase(args: argparse.Namespace):
             return 0
         note(f"Erased account {done['account_id']}: personal data replaced, "
              f"{done['keys_revoked']} keys revoked, IP and user agent removed from "
-             f"{done['usage_events_anonymised']} usage events; billing figures kept.")
+             f"{done['usage_events_anonymised']} usage events, client addresses from "
+             f"{done['security_events_anonymised']} security events; billing figures kept.")
         if not done["notify"]:
             note("No provider received this person's requests: nobody to notify.")
             return 0
@@ -131,9 +136,12 @@ def _erase(args: argparse.Namespace):
 def _object(args: argparse.Namespace):
     async def work(config: GatewayConfig, store: Store) -> int:
         objection = await subject.object_to(store, args.account, args.reason, actor=actor(),
-                                            decision=args.decision)
+                                            decision=args.decision, event_id=args.event)
         if args.json:
             print_json(subject.objection_record(objection))
+        elif objection.event_id:
+            note(f"Recorded objection {objection.id} against {_contested(objection)} for "
+                 f"human review.")
         else:
             note(f"Recorded objection {objection.id} for human review.")
         return 0
@@ -149,8 +157,8 @@ def _objections(args: argparse.Namespace):
         if args.json:
             print_json([subject.objection_record(o) for o in found])
             return 0
-        print_table(("ID", "ACCOUNT", "STATUS", "CREATED", "DECISION", "REASON"),
-                    [(o.id, o.account_id, o.status, o.created_at.strftime("%Y-%m-%d %H:%M"),
+        print_table(("ID", "ACCOUNT", "STATUS", "CREATED", "CONTESTS", "DECISION", "REASON"),
+                    [(o.id, o.account_id, o.status, _minute(o.created_at), _contested(o),
                       o.decision, _short(o.reason)) for o in found])
         return 0
     return work
@@ -166,6 +174,19 @@ def _resolve(args: argparse.Namespace):
             note(f"Objection {done.id}: {done.status}.")
         return 0
     return work
+
+
+def _minute(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+def _contested(objection: Objection) -> str:
+    """The suspension an objection contests: ``event sec_.. (key key_.., 2025-03-01 12:00)``."""
+    o = objection
+    if o.event_id is None:
+        return "-"
+    when = _minute(o.decided_at) if o.decided_at else "?"
+    return f"event {o.event_id} (key {o.key_id}, {when})"
 
 
 def _short(text: str, width: int = 60) -> str:

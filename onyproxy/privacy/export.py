@@ -1,25 +1,29 @@
 """Everything held about a data subject, as one JSON document (KVKK art. 11, GDPR art. 15).
 
-The document names the account, its keys (metadata, never hashes), usage events, billing
-records, audit entries about the person, objections, privacy-policy status, the purposes of
-processing, the recipients with their country, and how long each kind of record is kept.
+The document names the account, its keys (metadata, never hashes), usage events, security
+events (the security monitor's detections about the person's keys, and the automatic
+suspensions), billing records, audit entries about the person, objections, privacy-policy
+status, the purposes of processing, the recipients with their country, and how long each kind
+of record is kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from onyproxy.admin.records import account_record, key_record, timestamp
 from onyproxy.config.model import GatewayConfig
 from onyproxy.privacy.purposes import PURPOSES
 from onyproxy.privacy.recipients import recipients
-from onyproxy.storage import Account, AuditEntry, Store, UsageEvent, utcnow
+from onyproxy.storage import Account, AuditEntry, SecurityEvent, Store, UsageEvent, utcnow
 
 PAGE = 5000
 AUDIT_LIMIT = 100_000
+T = TypeVar("T")
 
 
 def plain_record(record: Any) -> dict[str, Any]:
@@ -39,19 +43,36 @@ def _plain(value: Any) -> Any:
     return value
 
 
-async def all_usage_events(store: Store, account_id: str) -> list[UsageEvent]:
-    """Every usage event of the account, oldest first, read page by page."""
-    events: list[UsageEvent] = []
+async def _every(page: Callable[[datetime | None], Awaitable[list[T]]],
+                 ident: Callable[[T], str], at: Callable[[T], datetime]) -> list[T]:
+    """Every record ``page(since)`` gives (oldest first, ``since`` inclusive), read page by
+    page; records of the millisecond where a page ends come again and are deduplicated."""
+    records: list[T] = []
     seen: set[str] = set()
     since: datetime | None = None
     while True:
-        page = await store.list_usage_events(account_id=account_id, since=since, limit=PAGE)
-        fresh = [e for e in page if e.request_id not in seen]
-        events += fresh
-        seen.update(e.request_id for e in fresh)
-        if len(page) < PAGE or not fresh:
-            return events
-        since = page[-1].created_at  # inclusive: events of that millisecond are deduplicated
+        found = await page(since)
+        fresh = [r for r in found if ident(r) not in seen]
+        records += fresh
+        seen.update(ident(r) for r in fresh)
+        if len(found) < PAGE or not fresh:
+            return records
+        since = at(found[-1])
+
+
+async def all_usage_events(store: Store, account_id: str) -> list[UsageEvent]:
+    """Every usage event of the account, oldest first, read page by page."""
+    return await _every(
+        lambda since: store.list_usage_events(account_id=account_id, since=since, limit=PAGE),
+        lambda e: e.request_id, lambda e: e.created_at)
+
+
+async def all_security_events(store: Store, account_id: str) -> list[SecurityEvent]:
+    """Every security event about the account's keys, oldest first, read page by page."""
+    return await _every(
+        lambda since: store.list_security_events(account_id=account_id, since=since,
+                                                 limit=PAGE),
+        lambda e: e.id, lambda e: e.at)
 
 
 async def audit_about(store: Store, account_id: str, key_ids: list[str]) -> list[AuditEntry]:
@@ -81,6 +102,8 @@ async def export_subject(store: Store, config: GatewayConfig, account: Account) 
         "account": {**account_record(account), "regions": account.regions},
         "keys": [{**key_record(k), "regions": k.regions} for k in keys],
         "usage_events": [plain_record(e) for e in await all_usage_events(store, account.id)],
+        "security_events": [plain_record(e) for e in
+                            await all_security_events(store, account.id)],
         "billing_records": [plain_record(r) for r in
                             await store.list_billing_records(account_id=account.id)],
         "audit_entries": [_audit_record(e) for e in
@@ -96,6 +119,7 @@ async def export_subject(store: Store, config: GatewayConfig, account: Account) 
         "recipients": await recipients(store, config, account.id),
         "retention": {
             "usage_events_days": retention.usage_events_days,
+            "security_events_days": retention.usage_events_days,
             "account_after_deletion_days": retention.deleted_accounts_days,
             "billing_years": retention.billing_years,
             "request_content": "not stored: processed in memory only",

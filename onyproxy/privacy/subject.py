@@ -15,13 +15,22 @@ from onyproxy.admin.records import timestamp
 from onyproxy.config.model import GatewayConfig
 from onyproxy.privacy.export import export_subject
 from onyproxy.privacy.recipients import recipients
-from onyproxy.storage import Account, AuditEntry, NotFoundError, Store, new_id, utcnow
+from onyproxy.storage import (
+    Account,
+    AuditEntry,
+    NotFoundError,
+    SecurityEvent,
+    Store,
+    new_id,
+    utcnow,
+)
 from onyproxy.storage.privacy import OBJECTION_STATUSES, Objection
 
 #: What ``subject correct --field`` accepts; billing fields are corrected one at a time.
 CORRECTABLE = ("name", "first_name", "last_name", "email", "phone", "company",
                "billing.tax_id", "billing.address")
 MAX_REASON = 2000
+SUSPENSIONS = 10_000  # an account's automatic suspensions searched for ``--event``
 
 
 def erased_email(account_id: str) -> str:
@@ -60,7 +69,8 @@ async def export(store: Store, config: GatewayConfig, ident: str, *, actor: str,
     account = await get_account(store, ident)
     document = await export_subject(store, config, account)
     await record(store, actor, "subject.export", account.id, _reason(reason),
-                 usage_events=len(document["usage_events"]))
+                 usage_events=len(document["usage_events"]),
+                 security_events=len(document["security_events"]))
     return document
 
 
@@ -99,23 +109,59 @@ async def erase(store: Store, config: GatewayConfig, ident: str, *, actor: str,
     done = await store.erase_subject(account.id, email=erased_email(account.id), at=now)
     await record(store, actor, "subject.erase", account.id, _reason(reason),
                  keys_revoked=done.keys_revoked, usage_events=done.usage_events,
+                 security_events=done.security_events,
                  notify=[r["provider"] for r in notify])
     return {"account_id": account.id, "erased_at": timestamp(now),
             "keys_revoked": done.keys_revoked, "usage_events_anonymised": done.usage_events,
-            "notify": notify}
+            "security_events_anonymised": done.security_events, "notify": notify}
 
 
 async def object_to(store: Store, ident: str, reason: str, *, actor: str,
-                    decision: str | None = None) -> Objection:
-    """Record an objection to an automated decision, for a person to review."""
+                    decision: str | None = None, event_id: str | None = None,
+                    key_id: str | None = None) -> Objection:
+    """Record an objection to an automated decision, for a person to review.
+
+    When the account has automatic suspensions on record, the objection names the one it
+    contests: ``event_id`` (a security event of the account with action ``suspend``), else
+    the latest suspension (of ``key_id`` when given, e.g. from the key's own page)."""
     account = await get_account(store, ident)
+    text = _reason(reason, required=True) or ""
+    contested = await contested_suspension(store, account.id, event_id=event_id,
+                                           key_id=key_id)
     objection = await store.add_objection(Objection(
-        id=new_id("obj"), account_id=account.id, reason=_reason(reason, required=True) or "",
-        actor=actor, created_at=utcnow(), decision=_reason(decision)))
+        id=new_id("obj"), account_id=account.id, reason=text, actor=actor, created_at=utcnow(),
+        decision=_reason(decision) or suspension_decision(contested),
+        event_id=contested.id if contested else None,
+        key_id=contested.key_id if contested else None,
+        decided_at=contested.at if contested else None))
     # The reason is the person's own words and may name them: it stays in the objection
     # (erased with the account), not in the audit log.
-    await record(store, actor, "subject.object", account.id, None, objection_id=objection.id)
+    await record(store, actor, "subject.object", account.id, None, objection_id=objection.id,
+                 event_id=objection.event_id)
     return objection
+
+
+async def contested_suspension(store: Store, account_id: str, *, event_id: str | None = None,
+                               key_id: str | None = None) -> SecurityEvent | None:
+    """The automatic suspension an objection contests: ``event_id`` (which must be one of
+    the account's), else the account's (or ``key_id``'s) latest one; None without any."""
+    if event_id is None:
+        latest = await store.list_security_events(account_id=account_id, key_id=key_id,
+                                                  action="suspend", limit=1, newest_first=True)
+        return latest[0] if latest else None
+    for event in await store.list_security_events(account_id=account_id, action="suspend",
+                                                  limit=SUSPENSIONS, newest_first=True):
+        if event.id == event_id:
+            return event
+    raise ValidationError("event", f"{event_id!r} is not an automatic suspension of account "
+                                   f"{account_id} (its security events are in its export)")
+
+
+def suspension_decision(event: SecurityEvent | None) -> str | None:
+    """What an automatic suspension decided, in one line (None without one)."""
+    if event is None:
+        return None
+    return f"key {event.key_id} suspended automatically ({event.kind}): {event.reason}"
 
 
 async def resolve(store: Store, objection_id: str, outcome: str, resolution: str, *,
@@ -139,6 +185,7 @@ def objection_record(objection: Objection) -> dict[str, Any]:
     """The JSON of an objection."""
     o = objection
     return {"id": o.id, "account_id": o.account_id, "reason": o.reason,
-            "decision": o.decision, "status": o.status, "actor": o.actor,
+            "decision": o.decision, "event_id": o.event_id, "key_id": o.key_id,
+            "decided_at": timestamp(o.decided_at), "status": o.status, "actor": o.actor,
             "created_at": timestamp(o.created_at), "resolved_at": timestamp(o.resolved_at),
             "resolved_by": o.resolved_by, "resolution": o.resolution}

@@ -96,22 +96,25 @@ class MongoPrivacy(PrivacyStore):
             ids = [d["_id"] for d in await self.db.accounts.find(query, {"_id": 1}).to_list()]
         purge = AccountPurge(accounts=len(ids))
         for start in range(0, len(ids), ID_BATCH):
-            purge.keys += await self._purge_accounts(ids[start:start + ID_BATCH], dry_run)
+            keys, events = await self._purge_accounts(ids[start:start + ID_BATCH], dry_run)
+            purge.keys += keys
+            purge.security_events += events
         return purge
 
-    async def _purge_accounts(self, ids: list[str], dry_run: bool) -> int:
+    async def _purge_accounts(self, ids: list[str], dry_run: bool) -> tuple[int, int]:
         db, owned = self.db, {"account_id": {"$in": ids}}
         with self._guarded():
-            keys = await db.api_keys.count_documents(owned)
             if dry_run:
-                return keys
+                return (await db.api_keys.count_documents(owned),
+                        await db.security_events.count_documents(owned))
             await db.usage_events.update_many(owned, {"$set": {"ip": None, "user_agent": None}})
             await db.objections.delete_many(owned)
             await db.policy_acceptances.delete_many({"_id": {"$in": ids}})
-            await db.api_keys.delete_many(owned)
+            events = await db.security_events.delete_many(owned)
+            keys = await db.api_keys.delete_many(owned)
             # Last: until the account is gone, a rerun finds it and finishes the rest.
             await db.accounts.delete_many({"_id": {"$in": ids}, "status": "deleted"})
-        return keys
+        return keys.deleted_count, events.deleted_count
 
     async def purge_billing_records(self, before_month: str, *, dry_run: bool = False) -> int:
         query = {"month": {"$lt": before_month}}
@@ -164,11 +167,15 @@ class MongoPrivacy(PrivacyStore):
             events = await db.usage_events.update_many(
                 {**mine, "$or": [{"ip": {"$ne": None}}, {"user_agent": {"$ne": None}}]},
                 {"$set": {"ip": None, "user_agent": None}})
-        return Erasure(keys_revoked=keys.matched_count, usage_events=events.modified_count)
+            security = await db.security_events.update_many(
+                {**mine, "client": {"$ne": None}}, {"$set": {"client": None}})
+        return Erasure(keys_revoked=keys.matched_count, usage_events=events.modified_count,
+                       security_events=security.modified_count)
 
     async def add_objection(self, objection: Objection) -> Objection:
         doc = _objection_doc(objection)
-        doc["created_at"] = to_time(doc["created_at"])
+        for name in ("created_at", "decided_at"):
+            doc[name] = to_time(doc[name])
         with self._guarded():
             await self.db.objections.insert_one(doc)
         return _objection_from(doc)

@@ -26,7 +26,9 @@ class Objection:
     """A data subject's objection to an automated decision, waiting for a person's review.
 
     ``decision`` names what was decided automatically (e.g. ``key suspended by the IP block``);
-    ``actor`` is who recorded the objection. ``resolved_*`` are set by the reviewer.
+    ``actor`` is who recorded the objection. ``resolved_*`` are set by the reviewer. When the
+    decision is an automatic suspension on record, ``event_id``, ``key_id`` and ``decided_at``
+    name the security event that suspended the key, so the reviewer sees what is contested.
     """
 
     id: str
@@ -39,6 +41,9 @@ class Objection:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     resolution: str | None = None
+    event_id: str | None = None
+    key_id: str | None = None
+    decided_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +73,7 @@ class AccountPurge:
 
     accounts: int = 0
     keys: int = 0
+    security_events: int = 0
 
 
 @dataclass(slots=True)
@@ -76,6 +82,7 @@ class Erasure:
 
     keys_revoked: int = 0
     usage_events: int = 0  # events whose IP and user agent were cleared
+    security_events: int = 0  # security events whose (hashed) client address was dropped
 
 
 class PrivacyStore(abc.ABC):
@@ -90,9 +97,9 @@ class PrivacyStore(abc.ABC):
     async def purge_deleted_accounts(
         self, deleted_before: datetime, *, dry_run: bool = False
     ) -> AccountPurge:
-        """Remove accounts deleted before ``deleted_before`` with their keys, objections and
-        policy records; their usage events lose IP and user agent. Billing records stay: they
-        name only the account id, which then points to nobody."""
+        """Remove accounts deleted before ``deleted_before`` with their keys, objections,
+        policy records and security events; their usage events lose IP and user agent.
+        Billing records stay: they name only the account id, which then points to nobody."""
 
     @abc.abstractmethod
     async def purge_billing_records(self, before_month: str, *, dry_run: bool = False) -> int:
@@ -115,7 +122,8 @@ class PrivacyStore(abc.ABC):
     async def erase_subject(self, account_id: str, *, email: str, at: datetime) -> Erasure:
         """Replace the account's personal data with placeholders (``email`` must be unique,
         e.g. ``erased-<id>@invalid``), mark it deleted, revoke and rename its keys, clear IP
-        and user agent of its usage events. Idempotent: running it again completes a partial
+        and user agent of its usage events and the client address of its security events.
+        Idempotent: running it again completes a partial
         erasure. An unknown account raises :class:`NotFoundError`."""
 
     @abc.abstractmethod

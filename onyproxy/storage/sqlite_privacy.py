@@ -31,7 +31,7 @@ BATCH = 5000  # rows deleted per transaction
 ID_BATCH = 500  # ids per IN (...) list, well below SQLite's variable limit
 
 OBJECTION_COLUMNS = ("id, account_id, reason, actor, created_at, decision, status, resolved_at, "
-                     "resolved_by, resolution")
+                     "resolved_by, resolution, event_id, key_id, decided_at")
 POLICY_COLUMNS = "account_id, version, accepted_at, notice_version, notice_at"
 
 
@@ -53,7 +53,7 @@ def _time(value: str | None) -> datetime | None:
 
 def _objection_from(row: sqlite3.Row) -> Objection:
     values = dict(row)
-    for name in ("created_at", "resolved_at"):
+    for name in ("created_at", "resolved_at", "decided_at"):
         values[name] = _time(values[name])
     return Objection(**values)
 
@@ -101,8 +101,10 @@ class SQLitePrivacy(PrivacyStore):
         ids = [r[0] for r in await self._run(lambda c: c.execute(sql, (cutoff,)).fetchall())]
         purge = AccountPurge(accounts=len(ids))
         for chunk in _chunks(ids):
-            purge.keys += await self._run(lambda c, chunk=chunk: _purge_accounts(c, chunk,
+            keys, events = await self._run(lambda c, chunk=chunk: _purge_accounts(c, chunk,
                                                                                  dry_run))
+            purge.keys += keys
+            purge.security_events += events
         return purge
 
     async def purge_billing_records(self, before_month: str, *, dry_run: bool = False) -> int:
@@ -146,7 +148,10 @@ class SQLitePrivacy(PrivacyStore):
                 events = conn.execute(
                     "UPDATE usage_events SET ip = NULL, user_agent = NULL WHERE account_id = ? "
                     "AND (ip IS NOT NULL OR user_agent IS NOT NULL)", (account_id,)).rowcount
-            return Erasure(keys_revoked=keys, usage_events=events)
+                security = conn.execute(
+                    "UPDATE security_events SET client = NULL WHERE account_id = ? "
+                    "AND client IS NOT NULL", (account_id,)).rowcount
+            return Erasure(keys_revoked=keys, usage_events=events, security_events=security)
 
         return await self._run(erase)
 
@@ -155,7 +160,8 @@ class SQLitePrivacy(PrivacyStore):
               f"({rows.placeholders(OBJECTION_COLUMNS)})"
         o = objection
         args = (o.id, o.account_id, o.reason, o.actor, rows.to_text(o.created_at), o.decision,
-                o.status, rows.to_text(o.resolved_at), o.resolved_by, o.resolution)
+                o.status, rows.to_text(o.resolved_at), o.resolved_by, o.resolution, o.event_id,
+                o.key_id, rows.to_text(o.decided_at))
         await self._run(lambda c: c.execute(sql, args))
         stored = await self.get_objection(o.id)
         assert stored is not None
@@ -257,17 +263,21 @@ class SQLitePrivacy(PrivacyStore):
         return rows.audit_from(row) if row else None
 
 
-def _purge_accounts(conn: sqlite3.Connection, ids: Sequence[str], dry_run: bool) -> int:
-    """Remove one batch of accounts and what hangs off them; the number of their keys."""
-    marks = _marks(ids)
-    keys = conn.execute(f"SELECT count(*) FROM api_keys WHERE account_id IN ({marks})",
-                        tuple(ids)).fetchone()[0]
+def _purge_accounts(conn: sqlite3.Connection, ids: Sequence[str],
+                    dry_run: bool) -> tuple[int, int]:
+    """Remove one batch of accounts and what hangs off them; how many keys and security
+    events they had."""
+    marks, args = _marks(ids), tuple(ids)
+    owned = f"WHERE account_id IN ({marks})"
     if dry_run:
-        return keys
+        keys, events = (conn.execute(f"SELECT count(*) FROM {table} {owned}", args).fetchone()[0]
+                        for table in ("api_keys", "security_events"))
+        return keys, events
     with _immediate(conn):
-        conn.execute(f"UPDATE usage_events SET ip = NULL, user_agent = NULL "
-                     f"WHERE account_id IN ({marks})", tuple(ids))
-        for table in ("objections", "policy_acceptances", "api_keys"):
-            conn.execute(f"DELETE FROM {table} WHERE account_id IN ({marks})", tuple(ids))
-        conn.execute(f"DELETE FROM accounts WHERE id IN ({marks})", tuple(ids))
-    return keys
+        conn.execute(f"UPDATE usage_events SET ip = NULL, user_agent = NULL {owned}", args)
+        for table in ("objections", "policy_acceptances"):
+            conn.execute(f"DELETE FROM {table} {owned}", args)
+        events = conn.execute(f"DELETE FROM security_events {owned}", args).rowcount
+        keys = conn.execute(f"DELETE FROM api_keys {owned}", args).rowcount
+        conn.execute(f"DELETE FROM accounts WHERE id IN ({marks})", args)
+    return keys, events

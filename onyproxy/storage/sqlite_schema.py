@@ -191,6 +191,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX security_events_account ON security_events (account_id, at)",
         "CREATE INDEX security_events_key ON security_events (key_id, at)",
     ),
+    # 5: an objection names the automatic suspension it contests (its security event)
+    (
+        "ALTER TABLE objections ADD COLUMN event_id TEXT",
+        "ALTER TABLE objections ADD COLUMN key_id TEXT",
+        "ALTER TABLE objections ADD COLUMN decided_at TEXT",
+    ),
 )
 
 

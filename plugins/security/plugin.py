@@ -16,8 +16,11 @@ only, never content), and a record in the store (``Store.list_security_events``)
 ``action: suspend`` the key is also suspended (:mod:`.writer`): it then gets the same 401 as
 any unusable key, on this worker at once and on every other within the auth plugin's
 ``cache_ttl_s``; ``onyproxy keys reinstate KEY_ID`` or ``POST /admin/keys/{id}/reinstate``
-lifts it, and the audit entry (actor ``system:security``) is what ``onyproxy subject object``
-contests. Store writes happen in a background task; the hooks do O(1) work in memory.
+lifts it. ``onyproxy subject object`` contests the stored event (its id, key and time go on
+the objection; the audit entry, actor ``system:security``, says the same). Store writes happen
+in a background task; the hooks do O(1) work in memory. Stored events are personal data of the
+key's holder: they are in the person's export, lose their client address on erasure, and are
+deleted after ``retention.usage_events_days`` or with the purged account (docs/privacy.md).
 
 Client addresses are personal data. The detectors hold them in memory only; events name an
 address by a keyed hash (HMAC-SHA256 under a key derived from the pepper, 16 hex characters):

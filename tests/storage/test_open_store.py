@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from onyproxy.storage import AuditEntry, StorageError, open_store
 from onyproxy.storage.mongo import MongoStore
 from onyproxy.storage.sqlite import SQLiteStore
-from onyproxy.storage.sqlite_schema import MIGRATIONS
+from onyproxy.storage.sqlite_schema import MIGRATIONS, migrate
 
 
 def free_port() -> int:
@@ -97,6 +97,24 @@ async def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -
     store = await open_store(url)
     try:
         assert [e.action for e in await store.list_audit()] == ["first.open"]
+    finally:
+        await store.close()
+
+
+async def test_an_objection_from_before_migration_5_reads_back_without_an_event(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:4])
+    conn.execute("INSERT INTO objections (id, account_id, reason, actor, created_at) "
+                 "VALUES ('obj_1', 'acc_1', 'wrong block', 'cli:ops', "
+                 "'2025-03-01T12:00:00.000+00:00')")
+    conn.close()
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        old = await store.get_objection("obj_1")
+        assert old is not None and old.reason == "wrong block"
+        assert (old.event_id, old.key_id, old.decided_at) == (None, None, None)
     finally:
         await store.close()
 

@@ -16,6 +16,7 @@ from onyproxy.storage import (
     BillingInfo,
     BillingRecord,
     NotFoundError,
+    SecurityEvent,
     Store,
     UsageEvent,
     new_id,
@@ -45,6 +46,14 @@ def event(request_id: str, account_id: str, at: datetime, provider: str = "opena
     return UsageEvent(request_id=request_id, account_id=account_id, key_id="key_1",
                       model="gpt-4o", provider=provider, created_at=at, ip="203.0.113.9",
                       user_agent="openai-python/1.50")
+
+
+def detection(account_id: str | None, at: datetime, **fields: object) -> SecurityEvent:
+    """A security event about the account's key (with a hashed client address)."""
+    return SecurityEvent(id=new_id("sec"), kind="many_ips", at=at, action="suspend",
+                         key_id="key_1", account_id=account_id, client="5f1e0c2a9b7d3e41",
+                         reason="used from 9 client addresses", evidence={"distinct_ips": 9},
+                         **fields)  # type: ignore[arg-type]
 
 
 # regions -----------------------------------------------------------------------------------
@@ -82,13 +91,18 @@ async def test_deleted_accounts_purge_with_keys_and_leave_billing(store: Store) 
     await store.insert_usage_events([event("r1", gone.id, T0)])
     await store.upsert_billing_record(BillingRecord(gone.id, "2025-02", 3, cost_usd=Decimal(2)))
     await store.record_policy_acceptance(gone.id, "v1", T0)
+    for made in (detection(gone.id, T0), detection(gone.id, T0), detection(active.id, T0)):
+        await store.add_security_event(made)
     cutoff = T0 + timedelta(days=10)
 
     dry = await store.purge_deleted_accounts(cutoff, dry_run=True)
-    assert (dry.accounts, dry.keys) == (1, 2)
+    assert (dry.accounts, dry.keys, dry.security_events) == (1, 2, 2)
     assert await store.get_account(gone.id) is not None
+    assert len(await store.list_security_events()) == 3
     done = await store.purge_deleted_accounts(cutoff)
-    assert (done.accounts, done.keys) == (1, 2)
+    assert (done.accounts, done.keys, done.security_events) == (1, 2, 2)
+    assert await store.list_security_events(account_id=gone.id) == []
+    assert len(await store.list_security_events(account_id=active.id)) == 1
     assert await store.get_account(gone.id) is None
     assert await store.list_keys(gone.id) == []
     assert await store.get_account(recent.id) is not None
@@ -137,22 +151,29 @@ async def test_erasure_replaces_personal_data_and_revokes_keys(store: Store) -> 
     await key(store, made.id, 2)
     await store.revoke_key(first.id, at=T0)
     await store.insert_usage_events([event("r1", made.id, T0), event("r2", other.id, T0)])
+    for detected in (detection(made.id, T0), detection(other.id, T0)):
+        await store.add_security_event(detected)
     email = f"erased-{made.id}@invalid"
     erased = await store.erase_subject(made.id, email=email, at=T0 + timedelta(days=1))
-    assert (erased.keys_revoked, erased.usage_events) == (2, 1)
+    assert (erased.keys_revoked, erased.usage_events, erased.security_events) == (2, 1, 1)
     got = await store.get_account(made.id)
     assert (got.email, got.first_name, got.last_name, got.phone, got.company, got.billing,
             got.status, got.deleted_at) == (email, "erased", "", None, None, None, "deleted",
                                             T0 + timedelta(days=1))
-    keys = await store.list_keys(made.id)
-    assert all(k.revoked and k.name == "erased" for k in keys)
-    assert keys[0].revoked_at == T0  # the first revocation time is kept
+    keys = {k.id: k for k in await store.list_keys(made.id)}
+    assert all(k.revoked and k.name == "erased" for k in keys.values())
+    assert keys[first.id].revoked_at == T0  # the first revocation time is kept
     (mine,) = await store.list_usage_events(account_id=made.id)
     assert (mine.ip, mine.user_agent, mine.provider) == (None, None, "openai")
     (theirs,) = await store.list_usage_events(account_id=other.id)
     assert theirs.ip == "203.0.113.9"
+    (detected,) = await store.list_security_events(account_id=made.id)
+    assert (detected.client, detected.kind, detected.evidence) == (None, "many_ips",
+                                                                   {"distinct_ips": 9})
+    (not_mine,) = await store.list_security_events(account_id=other.id)
+    assert not_mine.client == "5f1e0c2a9b7d3e41"
     again = await store.erase_subject(made.id, email=email, at=T0 + timedelta(days=5))
-    assert again.usage_events == 0
+    assert (again.usage_events, again.security_events) == (0, 0)
     assert (await store.get_account(made.id)).deleted_at == T0 + timedelta(days=1)
     with pytest.raises(NotFoundError):
         await store.erase_subject("acc_missing", email="erased-x@invalid", at=T0)
@@ -163,9 +184,10 @@ async def test_objections_are_listed_and_resolved(store: Store) -> None:
                       created_at=T0 + timedelta(minutes=i), decision="key suspended")
             for i, (acc, reason) in enumerate([("acc_a", "I was not abusing"),
                                                ("acc_b", "wrong block")])]
+    made[1].event_id, made[1].key_id, made[1].decided_at = "sec_1", "key_1", T0
     for objection in made:
         assert await store.add_objection(objection) == objection
-    assert await store.list_objections() == made
+    assert await store.list_objections() == made  # with and without a contested event
     assert await store.list_objections(account_id="acc_b") == [made[1]]
     resolved = await store.resolve_objection(made[0].id, status="upheld", by="jwt:dpo",
                                              resolution="unblocked", at=T0 + timedelta(days=1))

@@ -82,7 +82,8 @@ async def contest(request: web.Request) -> web.StreamResponse:
     try:
         await subject.object_to(
             store(request), key.account_id, str(form.get("reason", "")), actor=viewer.actor,
-            decision=f"key {key.id} suspended by {key.suspended_by}: {key.suspended_reason}")
+            decision=f"key {key.id} suspended by {key.suspended_by}: {key.suspended_reason}",
+            key_id=key.id)
     except ValidationError as exc:
         return await _page(request, error=f"{exc.field}: {exc.message}", status=400)
     return await _page(request, notice="Your objection was recorded; a person will review the "
