@@ -1,8 +1,10 @@
 """Token counts when a provider gave none, with a real tokenizer (``bpe-openai``, o200k_base).
 
 ``bpe-openai`` ships its vocabularies inside the wheel, so it works offline (tiktoken would
-download them at first use). Loading the encoding takes a fraction of a second of CPU, so it
-is loaded once, in a thread, when the plugin starts; counting long texts runs in a thread too.
+download them at first use). Loading the encoding takes a fraction of a second of CPU and
+~135 MB, so it is loaded once, in a thread, the first time a count is needed (a provider sent
+no usage, a stream was cut short, or a budget needs a reservation); counting long texts runs
+in a thread too.
 The count is exact for current OpenAI models and an estimate for others (events say
 ``estimated``).
 

@@ -110,7 +110,8 @@ class MeteringPlugin(Plugin):
     # --- lifetime ---------------------------------------------------------------------------
     async def start(self) -> None:
         self.prices.warn_unpriced()
-        self.tokenizer.start()
+        # The tokenizer (~135 MB) loads on first need, not here: providers report usage, so
+        # most gateways never need it, and a worker stays small until one does.
         own = await asyncio.to_thread(_own_folder, self.root)
         self.writer = SpoolWriter(own, int(self.config.segment_mb * 1024 * 1024),
                                   on_synced=lambda: self.flusher and self.flusher.wake())
