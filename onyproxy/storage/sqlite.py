@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ from onyproxy.storage.sqlite_privacy import SQLitePrivacy
 from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate
 from onyproxy.storage.sqlite_security import SQLiteSecurity
 from onyproxy.storage.sqlite_totals import register_functions, total_from, totals_query
+from onyproxy.storage.sqlite_transactions import immediate
 
 T = TypeVar("T")
 
@@ -61,17 +61,6 @@ def path_from_url(url: str) -> str:
     if not path:
         raise StorageError(f"SQLite URL {url!r} names no file")
     return path if path == ":memory:" else str(Path(path).expanduser())
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
@@ -286,7 +275,7 @@ class SQLiteStore(SQLitePrivacy, SQLiteSecurity, Store):
 
         def insert(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
-            with _transaction(conn):
+            with immediate(conn):
                 conn.executemany(sql, values)
             return conn.total_changes - before
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -25,26 +24,14 @@ from onyproxy.storage.privacy import (
     PrivacyStore,
     Recipient,
 )
+from onyproxy.storage.sqlite_transactions import immediate, purge_before
 
 T = TypeVar("T")
-BATCH = 5000  # rows deleted per transaction
 ID_BATCH = 500  # ids per IN (...) list, well below SQLite's variable limit
 
 OBJECTION_COLUMNS = ("id, account_id, reason, actor, created_at, decision, status, resolved_at, "
                      "resolved_by, resolution, event_id, key_id, decided_at")
 POLICY_COLUMNS = "account_id, version, accepted_at, notice_version, notice_at"
-
-
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes the database's write lock at once (across processes)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _time(value: str | None) -> datetime | None:
@@ -80,18 +67,8 @@ class SQLitePrivacy(PrivacyStore):
 
     # retention -----------------------------------------------------------------------------
     async def purge_usage_events(self, before: datetime, *, dry_run: bool = False) -> int:
-        cutoff = rows.to_text(before)
-        if dry_run:
-            sql = "SELECT count(*) FROM usage_events WHERE created_at < ?"
-            return await self._run(lambda c: c.execute(sql, (cutoff,)).fetchone()[0])
-        sql = ("DELETE FROM usage_events WHERE rowid IN (SELECT rowid FROM usage_events "
-               "WHERE created_at < ? LIMIT ?)")
-        total = 0
-        while True:
-            deleted = await self._run(lambda c: c.execute(sql, (cutoff, BATCH)).rowcount)
-            total += deleted
-            if deleted < BATCH:
-                return total
+        return await purge_before(self._run, "usage_events", "created_at", before,
+                                  dry_run=dry_run)
 
     async def purge_deleted_accounts(
         self, deleted_before: datetime, *, dry_run: bool = False
@@ -133,7 +110,7 @@ class SQLitePrivacy(PrivacyStore):
         when = rows.to_text(at)
 
         def erase(conn: sqlite3.Connection) -> Erasure:
-            with _immediate(conn):
+            with immediate(conn):
                 changed = conn.execute(
                     "UPDATE accounts SET first_name = 'erased', last_name = '', email = ?1, "
                     "phone = NULL, company = NULL, billing = NULL, status = 'deleted', "
@@ -238,7 +215,7 @@ class SQLitePrivacy(PrivacyStore):
                  f"VALUES ({rows.placeholders(rows.AUDIT_COLUMNS)})"
 
         def append(conn: sqlite3.Connection) -> None:
-            with _immediate(conn):
+            with immediate(conn):
                 head = conn.execute("SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL "
                                     "ORDER BY seq DESC LIMIT 1").fetchone()
                 seal(entry, head[0] if head else None, head[1] if head else None)
@@ -273,7 +250,7 @@ def _purge_accounts(conn: sqlite3.Connection, ids: Sequence[str],
         keys, events = (conn.execute(f"SELECT count(*) FROM {table} {owned}", args).fetchone()[0]
                         for table in ("api_keys", "security_events"))
         return keys, events
-    with _immediate(conn):
+    with immediate(conn):
         conn.execute(f"UPDATE usage_events SET ip = NULL, user_agent = NULL {owned}", args)
         for table in ("objections", "policy_acceptances"):
             conn.execute(f"DELETE FROM {table} {owned}", args)

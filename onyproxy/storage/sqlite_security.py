@@ -12,9 +12,9 @@ from typing import Any
 from onyproxy.storage import sqlite_rows as rows
 from onyproxy.storage.base import ApiKey, NotFoundError
 from onyproxy.storage.security import SecurityEvent, SecurityStore
+from onyproxy.storage.sqlite_transactions import purge_before
 
 EVENT_COLUMNS = "id, kind, at, action, key_id, account_id, client, reason, evidence"
-BATCH = 5000  # rows deleted per transaction, so a purge never holds the write lock long
 
 
 def _event_row(e: SecurityEvent) -> tuple[Any, ...]:
@@ -80,15 +80,4 @@ class SQLiteSecurity(SecurityStore):
         return [_event_from(r) for r in found]
 
     async def purge_security_events(self, before: datetime, *, dry_run: bool = False) -> int:
-        cutoff = rows.to_text(before)
-        if dry_run:
-            sql = "SELECT count(*) FROM security_events WHERE at < ?"
-            return await self._run(lambda c: c.execute(sql, (cutoff,)).fetchone()[0])
-        sql = ("DELETE FROM security_events WHERE rowid IN (SELECT rowid FROM security_events "
-               "WHERE at < ? LIMIT ?)")
-        total = 0
-        while True:
-            deleted = await self._run(lambda c: c.execute(sql, (cutoff, BATCH)).rowcount)
-            total += deleted
-            if deleted < BATCH:
-                return total
+        return await purge_before(self._run, "security_events", "at", before, dry_run=dry_run)
