@@ -17,15 +17,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from onyproxy.accounts import ValidationError, normalize_budget, normalize_regions
-from onyproxy.storage.base import ApiKey, NotFoundError, Store, new_id, to_utc, utcnow
+from onyproxy.storage.base import Account, ApiKey, NotFoundError, Store, new_id, to_utc, utcnow
+
+if TYPE_CHECKING:
+    from onyproxy.gateway import Gateway
 
 __all__ = [
     "KEY_PREFIX",
     "IssuedKey",
     "create_key",
     "display_prefix",
+    "find_usable_key",
+    "forget_cached_keys",
     "generate_secret",
     "hash_key",
     "key_is_usable",
@@ -89,6 +95,30 @@ def key_is_usable(key: ApiKey, now: datetime | None = None) -> bool:
     if key.revoked or key.suspended_at is not None:
         return False
     return key.expires_at is None or key.expires_at > (now or utcnow())
+
+
+async def find_usable_key(store: Store, secret: str,
+                          pepper: str | bytes) -> tuple[ApiKey, Account] | None:
+    """The key ``secret`` opens and its account, or ``None`` unless the key is usable and the
+    account active (the sign-in check shared by the admin API and the dashboard)."""
+    if not looks_like_key(secret):
+        return None
+    key_hash = hash_key(secret, pepper)
+    key = await store.get_key_by_hash(key_hash)
+    if key is None or not hmac.compare_digest(key.hash, key_hash) or not key_is_usable(key):
+        return None
+    account = await store.get_account(key.account_id)
+    if account is None or account.status != "active":
+        return None
+    return key, account
+
+
+def forget_cached_keys(gateway: Gateway) -> None:
+    """Let this worker's auth plugin see a change of keys or accounts at once (other workers
+    see it within the plugin's ``cache_ttl_s``). Duck-typed: the core imports no plugin."""
+    forget = getattr(gateway.pipeline.get("auth"), "forget_keys", None)
+    if forget is not None:
+        forget()
 
 
 def _limit(name: str, value: int | None) -> int | None:

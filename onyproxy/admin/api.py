@@ -27,6 +27,7 @@ from onyproxy.appkeys import GATEWAY
 from onyproxy.error_shapes import render_openai
 from onyproxy.errors import GatewayError
 from onyproxy.gateway import Gateway
+from onyproxy.keys import forget_cached_keys
 from onyproxy.logs import log_crash
 from onyproxy.storage import AuditEntry, ConflictError, NotFoundError, StorageError, Store
 
@@ -78,9 +79,7 @@ class AdminCall:
     def forget_keys(self) -> None:
         """Let this worker's auth plugin see a change of keys or accounts at once (other
         workers see it within the plugin's ``cache_ttl_s``)."""
-        forget = getattr(self.gateway.pipeline.get("auth"), "forget_keys", None)
-        if forget is not None:
-            forget()
+        forget_cached_keys(self.gateway)
 
 
 Endpoint = Callable[[AdminCall], Awaitable[web.StreamResponse]]

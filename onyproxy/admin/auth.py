@@ -17,7 +17,7 @@ import jwt
 from aiohttp import web
 
 from onyproxy.errors import GatewayError
-from onyproxy.keys import hash_key, key_is_usable, looks_like_key
+from onyproxy.keys import find_usable_key
 
 if TYPE_CHECKING:
     from onyproxy.gateway import Gateway
@@ -107,14 +107,10 @@ def _decode(token: str, secret: str) -> dict[str, Any]:
 
 
 async def _verify_key(secret: str, gw: Gateway) -> Admin:
-    if not looks_like_key(secret):
+    found = await find_usable_key(gw.store, secret, gw.config.security.key_pepper)
+    if found is None:
         raise unauthorized(INVALID_KEY)
-    store = gw.store
-    key = await store.get_key_by_hash(hash_key(secret, gw.config.security.key_pepper))
-    account = await store.get_account(key.account_id) if key is not None else None
-    if key is None or account is None or account.status != "active" \
-            or not key_is_usable(key):
-        raise unauthorized(INVALID_KEY)
+    _, account = found
     if account.role != "admin":
         raise forbidden("This API key does not belong to an admin account.")
     return Admin(actor=f"account:{account.id}", via="key", account_id=account.id)

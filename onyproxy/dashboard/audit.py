@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from onyproxy.dashboard.pages import gateway, viewer_of
+from onyproxy.keys import forget_cached_keys
 from onyproxy.storage import AuditEntry
 
 
@@ -21,6 +22,4 @@ async def audit(request: web.Request, action: str, target: str | None, **details
 
 def forget_keys(request: web.Request) -> None:
     """Let this worker's auth plugin drop cached keys at once (others within its TTL)."""
-    forget = getattr(gateway(request).pipeline.get("auth"), "forget_keys", None)
-    if forget is not None:
-        forget()
+    forget_cached_keys(gateway(request))

@@ -7,7 +7,6 @@ key also opens the admin pages. An admin JWT (the one the admin API accepts, che
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 import jwt
@@ -15,7 +14,7 @@ import jwt
 from onyproxy.admin.auth import verify_jwt
 from onyproxy.dashboard.session import Session, Signer
 from onyproxy.errors import GatewayError
-from onyproxy.keys import hash_key, key_is_usable, looks_like_key
+from onyproxy.keys import find_usable_key, key_is_usable
 from onyproxy.storage import Account, ApiKey, Store
 
 INVALID = "That key or token is not valid, or its account is not active."
@@ -44,7 +43,7 @@ async def sign_in(credential: str, store: Store, pepper: str, jwt_secret: str,
     credential = credential.strip()
     if credential.count(".") == 2:
         return _jwt_session(credential, jwt_secret, signer)
-    found = await _usable_key(credential, store, pepper)
+    found = await find_usable_key(store, credential, pepper)
     if found is None:
         raise SignInError(INVALID)
     key, account = found
@@ -74,19 +73,6 @@ def _jwt_session(token: str, secret: str, signer: Signer) -> Session:
     # The claims were verified just above; read exp for the session's lifetime.
     exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
     return signer.new_session("jwt", admin.actor, not_after=float(exp))
-
-
-async def _usable_key(secret: str, store: Store, pepper: str) -> tuple[ApiKey, Account] | None:
-    if not looks_like_key(secret):
-        return None
-    key_hash = hash_key(secret, pepper)
-    key = await store.get_key_by_hash(key_hash)
-    if key is None or not hmac.compare_digest(key.hash, key_hash) or not key_is_usable(key):
-        return None
-    account = await store.get_account(key.account_id)
-    if account is None or account.status != "active":
-        return None
-    return key, account
 
 
 def _expiry(key: ApiKey) -> float | None:
