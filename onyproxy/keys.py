@@ -35,6 +35,7 @@ __all__ = [
     "generate_secret",
     "hash_key",
     "key_is_usable",
+    "key_opens",
     "looks_like_key",
     "reinstate_key",
     "revoke_key",
@@ -108,9 +109,15 @@ async def find_usable_key(store: Store, secret: str,
     if key is None or not hmac.compare_digest(key.hash, key_hash) or not key_is_usable(key):
         return None
     account = await store.get_account(key.account_id)
-    if account is None or account.status != "active":
-        return None
-    return key, account
+    return (key, account) if key_opens(key, account, key_hash) else None
+
+
+def key_opens(key: ApiKey | None, account: Account | None, key_hash: str) -> bool:
+    """The one rule for letting a key in: found by ``key_hash`` (compared again in constant
+    time, whatever the store's index did), usable (not revoked, expired or suspended), and its
+    account active. Shared by the auth plugin, the admin API and the dashboard."""
+    return (key is not None and account is not None and account.status == "active"
+            and hmac.compare_digest(key.hash, key_hash) and key_is_usable(key))
 
 
 def forget_cached_keys(gateway: Gateway) -> None:

@@ -15,7 +15,6 @@ other key gets a 503 (not a 401: the key may well be valid); ``/readyz`` reports
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import math
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 from onyproxy.errors import GatewayError
 from onyproxy.exchange import Exchange, Identity
-from onyproxy.keys import hash_key, key_is_usable, looks_like_key
+from onyproxy.keys import hash_key, key_opens, looks_like_key
 from onyproxy.pipeline import Plugin
 from onyproxy.storage import ApiKey, StorageError
 from plugins.auth.address import client_address, parse_networks
@@ -118,14 +117,7 @@ class AuthPlugin(Plugin):
             return None  # never hashed or looked up: junk costs nothing
         key_hash = hash_key(secret, self.pepper)
         lookup = await self._lookup(key_hash)
-        key, account = lookup.key, lookup.account
-        if key is None or account is None or account.status != "active":
-            return None
-        # The store found the record by this hash; comparing again in constant time keeps the
-        # decision itself free of timing differences, whatever the store's index does.
-        if not hmac.compare_digest(key.hash, key_hash) or not key_is_usable(key):
-            return None
-        return lookup
+        return lookup if key_opens(lookup.key, lookup.account, key_hash) else None
 
     async def _lookup(self, key_hash: str) -> Lookup:
         cached = self.cache.fresh(key_hash)
