@@ -101,7 +101,10 @@ async def notify_policy_change(store: Store, config: GatewayConfig, *, actor: st
     """Mail every pending account not yet told about the version in force."""
     version = current_version(config)
     pending = await pending_accounts(store, version)
-    todo = [(a, s) for a, s in pending if s is None or s.notice_version != version]
+    # By email: accounts made in the same millisecond have no creation order in the store, and
+    # a report (and the order of sending) should not change from one run to the next.
+    todo = sorted(((a, s) for a, s in pending if s is None or s.notice_version != version),
+                  key=lambda pair: pair[0].email)
     result: dict[str, Any] = {"version": version, "dry_run": dry_run, "pending": len(pending),
                               "already_notified": len(pending) - len(todo)}
     if dry_run:
