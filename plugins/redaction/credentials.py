@@ -12,8 +12,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 MASK = "***"
 
 _TOKEN = r"(?P<secret>[A-Za-z0-9_~+/=.-]{8,}+)(?!\*)"  # possessive: "sk-ant-api03-***" stays
@@ -92,10 +90,22 @@ def _word_start(text: str, pos: int) -> bool:
 
 def scrub(value: Any) -> Any:
     """``value`` with secrets masked in every string inside it (dicts and lists walked)."""
-    if isinstance(value, dict | list) and not _may_hold_secret(
-            orjson.dumps(value, default=str).decode().lower()):
-        return value  # one quick test over the whole record, instead of one per string
+    if isinstance(value, dict | list):
+        strings: list[str] = []
+        _collect_strings(value, strings)
+        if not _may_hold_secret("\n".join(strings).lower()):
+            return value  # one quick test over all the strings, instead of one per string
     return _scrub(value)
+
+
+def _collect_strings(value: dict[str, Any] | list[Any], into: list[str]) -> None:
+    # Only values: keys are never masked, and names such as "prompt_tokens" (marker "token")
+    # would send every access record down the slow path.
+    for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(item, str):
+            into.append(item)
+        elif isinstance(item, dict | list):
+            _collect_strings(item, into)
 
 
 def _scrub(value: Any) -> Any:
