@@ -4,7 +4,9 @@ flusher's exactly-once writes to a store that fails and comes back."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -131,6 +133,45 @@ async def test_writer_groups_concurrent_records_into_few_syncs(tmp_path: Path,
     batch = writer.directory.read((1, 0), 1000)
     assert sorted(decode(r).request_id for r in batch.records) == sorted(
         f"r{n}" for n in range(300))
+
+
+async def test_writer_syncs_at_most_once_per_interval(tmp_path: Path, monkeypatch) -> None:
+    """Back-to-back syncs would stall the event loop's writes (ext4 makes a write wait for a
+    running fdatasync of its file): syncs are spaced by ``sync_interval_s`` at least."""
+    synced_at = []
+    real_sync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync",
+                        lambda fd: (synced_at.append(time.monotonic()), real_sync(fd)))
+    writer = SpoolWriter(own_dir(tmp_path), segment_bytes=1 << 20, sync_interval_s=0.05)
+    writer.start()
+    for n in range(60):
+        assert writer.write(payload(n))
+        await asyncio.sleep(0.005)  # a record every 5 ms: ten per interval
+    await writer.close()
+    spaced = synced_at[:-1]  # the last one is the closing sync, which never waits
+    gaps = [b - a for a, b in itertools.pairwise(spaced)]
+    assert len(spaced) >= 2 and min(gaps) >= 0.049
+    assert len(synced_at) < 60
+
+
+async def test_closing_syncs_at_once_without_waiting_for_the_interval(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    syncs = []
+    real_sync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real_sync(fd)))
+    writer = SpoolWriter(own_dir(tmp_path), segment_bytes=1 << 20, sync_interval_s=3600)
+    writer.start()
+    assert writer.write(payload(0))
+    for _ in range(200):  # the first sync happens at once; the next not before an hour
+        if syncs:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.write(payload(1))
+    async with asyncio.timeout(10):  # a hang guard, not a speed test
+        await writer.close()
+    assert len(syncs) == 2
+    batch = writer.directory.read((1, 0), 10)
+    assert [decode(r).request_id for r in batch.records] == ["r0", "r1"]
 
 
 async def test_writer_starts_a_new_segment_past_the_size_limit(tmp_path: Path) -> None:

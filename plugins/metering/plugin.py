@@ -25,11 +25,11 @@ process's spool file *before the client has the complete answer*:
 
 From that ``write`` on, the record survives the gateway being killed, ``kill -9`` included: it
 is in the kernel's page cache, and the next start replays it. A sync thread ``fdatasync``-s
-right after (group commit: one sync for all records that arrived meanwhile), so a crash of the
-whole machine or a power cut can lose at most the records of the last sync in flight, a few
-milliseconds' worth; a response never waits for that sync. So: every request whose client got
-a complete answer is recorded, exactly once, unless the machine itself went down in the few
-milliseconds after the answer. A record is not on disk before the answer only when the disk
+it within 20 ms (group commit: one sync for all records that arrived meanwhile, at most one
+per 20 ms), so a crash of the whole machine or a power cut can lose at most the records of
+the last 20 ms; a response never waits for that sync. So: every request whose client got a
+complete answer is recorded, exactly once, unless the machine itself went down within 20 ms
+of the answer. A record is not on disk before the answer only when the disk
 refuses it (full, read-only: it then waits in memory, is retried every second, and the log
 says so); exchanges that end without a complete answer (client gone, stream broken) are
 recorded in ``on_complete``, just after.

@@ -4,8 +4,13 @@ The split is Redis's AOF with ``appendfsync everysec``, tightened: ``write(2)`` 
 (a few hundred bytes into the kernel's page cache, microseconds) happens on the event loop, so
 a request's record is in the file before its answer leaves, with no thread hop and no wait;
 ``fdatasync`` (milliseconds, or much longer on a busy disk) happens only in the sync thread.
-The thread syncs whenever something was written since its last sync (group commit: one sync
-covers every record that arrived meanwhile) and then tells the flusher.
+The thread syncs when something was written since its last sync, at most once per
+``sync_interval_s`` (group commit: one sync covers every record that arrived meanwhile), and
+then tells the flusher. Why an interval and not a sync as soon as anything was written: under
+load that meant syncing back to back, and every sync costs kernel time and wakes two threads
+that then compete with the event loop for its core; with 20 ms between syncs the gateway used
+~20 % less CPU per request (``make bench`` A/B, full pipeline, c64 and c1), and a power cut
+can lose at most the records of the last 20 ms.
 
 A record that has been written survives the gateway process being killed (``kill -9``
 included); once synced it survives a crash of the machine. If the disk refuses a write (full,
@@ -20,6 +25,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from plugins.metering.spool import Position, SpoolDir, frame
@@ -27,15 +33,18 @@ from plugins.metering.spool import Position, SpoolDir, frame
 log = logging.getLogger("onyproxy.metering")
 
 RETRY_S = 1.0  # pause before writing again after the disk refused a write
+SYNC_INTERVAL_S = 0.02  # the least time between two syncs (see the module docstring)
 
 
 class SpoolWriter:
     """Appends records to ``directory``'s segments; a thread of its own syncs them."""
 
     def __init__(self, directory: SpoolDir, segment_bytes: int,
-                 on_synced: Callable[[], None] = lambda: None) -> None:
+                 on_synced: Callable[[], None] = lambda: None,
+                 sync_interval_s: float = SYNC_INTERVAL_S) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self.sync_interval_s = sync_interval_s
         self.on_synced = on_synced  # called on the event loop after each fdatasync
         self.appended = 0  # records written so far (the flusher derives the depth from it)
         self._segment = max(self.directory.segments(), default=0) + 1
@@ -159,10 +168,16 @@ class SpoolWriter:
 
     # --- the sync thread ----------------------------------------------------------------
     def _sync_loop(self) -> None:
+        next_sync = 0.0
         while True:
             with self._cond:
                 while not (self._dirty or self._retired or self._closing):
                     self._cond.wait()
+                # Records written until the interval is over join this sync; closing does not
+                # wait (the last records are synced at once).
+                while not self._closing and (wait := next_sync - time.monotonic()) > 0:
+                    self._cond.wait(wait)
+                next_sync = time.monotonic() + self.sync_interval_s
                 fd, retired, closing = self._fd, self._retired, self._closing
                 self._dirty, self._retired = False, []
             for old in retired:
