@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import report
 from bench.gateways import (
+    STANDARD,
     GatewaySpec,
     Target,
     direct,
@@ -40,6 +41,8 @@ VARIANTS = {  # name: what differs from "empty" / "full"
                        ("asyncio", GatewaySpec(uvloop=False)),
                        ("stdjson", GatewaySpec(orjson=False)))
 }
+# What each plugin costs: the full pipeline with that one plugin left out.
+VARIANTS.update({f"full-no{name}": GatewaySpec(without=(name,)) for name in STANDARD})
 VARIANT_SCENARIOS = [Scenario("json", 1), Scenario("json", 64), Scenario("stream", 64)]
 WORKER_SCENARIOS = [Scenario("json", 64), Scenario("stream", 64)]
 
@@ -58,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="subset of direct,bare,empty,full")
     p.add_argument("--variants", action=argparse.BooleanOptionalAction, default=None,
                    help="hot-path variants of empty and full: no access log, no uvloop, "
-                        "no orjson")
+                        "no orjson; full without each plugin in turn")
     p.add_argument("--workers", action=argparse.BooleanOptionalAction, default=None,
                    help="server.workers 1 vs 2 (unpinned)")
     p.add_argument("--baseline", metavar="DIR", action="append", default=[],
