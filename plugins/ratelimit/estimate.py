@@ -29,22 +29,36 @@ OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 def estimate_tokens(body: dict[str, Any]) -> int:
     """Input (characters / 4) plus the requested output ceiling; at least 1."""
-    chars = sum(text_chars(body.get(name)) for name in TEXT_FIELDS)
+    chars = 0
+    for name in TEXT_FIELDS:
+        value = body.get(name)
+        if value is not None:
+            chars += text_chars(value)
     return max(1, math.ceil(chars / CHARS_PER_TOKEN) + output_ceiling(body))
 
 
 def text_chars(value: Any) -> int:
     """Characters of every string inside ``value``, skipping binary payloads."""
+    # Runs on every request: exact type checks (bodies come from orjson) and strings counted
+    # where they are found, not pushed on the stack; about half the time of a plain walk.
     total = 0
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
+        kind = type(item)
+        if kind is str:
             if not item.startswith("data:"):
                 total += len(item)
-        elif isinstance(item, dict):
-            stack.extend(v for k, v in item.items() if k not in BINARY_KEYS)
-        elif isinstance(item, list):
+        elif kind is dict:
+            for key, child in item.items():
+                if key in BINARY_KEYS:
+                    continue
+                if type(child) is str:
+                    if not child.startswith("data:"):
+                        total += len(child)
+                elif type(child) is dict or type(child) is list:
+                    stack.append(child)
+        elif kind is list:
             stack.extend(item)
     return total
 
