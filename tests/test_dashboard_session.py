@@ -44,9 +44,13 @@ async def test_signing_in_with_a_key_sets_an_httponly_lax_session_cookie(aiohttp
     assert "ayse@example.com" in await page.text()
 
 
-async def test_the_session_cookie_is_secure_when_tls_is_configured(aiohttp_client, tmp_path):
-    ui = await open_dashboard(aiohttp_client, tmp_path,
-                              server={"tls": {"cert_file": "c.pem", "key_file": "k.pem"}})
+@pytest.mark.parametrize("server", [
+    {"tls": {"cert_file": "c.pem", "key_file": "k.pem"}},
+    {"behind_https_proxy": True},  # HTTPS ends at a load balancer in front of the gateway
+])
+async def test_the_session_cookie_is_secure_when_the_client_side_is_https(
+        aiohttp_client, tmp_path, server):
+    ui = await open_dashboard(aiohttp_client, tmp_path, server=server)
     person = await ui.person()
     form = await ui.client.get("/ui/signin")
     anon = set_cookies(form)[ANON_COOKIE]

@@ -56,6 +56,9 @@ class ServerConfig:
                                                "doc": "processes sharing the port"})
     max_body_mb: float = field(default=16, metadata={"check": _positive})
     tls: TLSConfig | None = None
+    behind_https_proxy: bool = field(default=False, metadata={
+        "doc": "HTTPS ends at a proxy or load balancer in front of the gateway: the "
+               "dashboard's cookies are marked Secure (with server.tls they always are)"})
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ CSRF_MESSAGE = ("This form has expired or was sent from another site. Go back, r
 
 
 def signer_for(config: GatewayConfig) -> Signer:
-    return Signer(derive_secret(config.security.key_pepper), secure=config.server.tls is not None)
+    server = config.server
+    return Signer(derive_secret(config.security.key_pepper),
+                  secure=server.tls is not None or server.behind_https_proxy)
 
 
 @web.middleware
