@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 from serve_process import GatewayProcess, post_json
@@ -43,6 +44,9 @@ def test_two_workers_share_one_port(process):
     gateway.wait_ready()
     statuses = [post_json(gateway.url("/v1/chat/completions"), CHAT)[0] for _ in range(20)]
     assert statuses == [200] * 20
+    deadline = time.monotonic() + 30  # the first worker may answer before the second listens
+    while gateway.log().count("onyproxy listening on") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert gateway.log().count("onyproxy listening on") == 2
     assert gateway.stop() == 0
 

@@ -8,7 +8,9 @@ processes (gateway workers, the CLI) may open the same file; WAL and a busy time
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -66,6 +68,25 @@ def path_from_url(url: str) -> str:
 def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            return _connect_once(path, busy_timeout_s)
+        except sqlite3.OperationalError as exc:
+            # Processes opening a new file at once (server.workers > 1, or the CLI next to a
+            # starting gateway): switching it to WAL needs an exclusive lock, and SQLite answers
+            # "database is locked" at once instead of waiting where waiting could deadlock.
+            # Starting over, the file is WAL already or the other process is done with it.
+            if not _locked(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _connect_once(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
     try:
         conn.row_factory = sqlite3.Row

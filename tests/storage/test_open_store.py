@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import sqlite3
@@ -12,6 +13,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -143,6 +145,42 @@ async def test_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StorageError, match="newer"):
         await open_store(f"sqlite:///{path}")
+
+
+def open_after(barrier: Any, url: str, results: Any) -> None:
+    barrier.wait()  # forked workers reach the file at the same moment, as after a fork
+    try:
+        store = asyncio.run(open_store(url))
+    except StorageError as exc:
+        results.put(f"error: {exc}")
+        return
+    asyncio.run(store.close())
+    results.put("ok")
+
+
+@pytest.mark.slow
+def test_processes_opening_one_new_sqlite_file_at_once_all_start(tmp_path: Path) -> None:
+    """server.workers > 1 on a fresh install: every worker opens (and would migrate) the new
+    file at the same moment. SQLite refuses some of them "database is locked" at once instead
+    of waiting, and the store must try again rather than fail the worker's start (before the
+    fix, three runs of this test out of three had a round where one refused to start)."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(30):
+        url = f"sqlite:///{tmp_path}/fresh{round_}.db"
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        children = [ctx.Process(target=open_after, args=(barrier, url, results))
+                    for _ in range(6)]
+        for child in children:
+            child.start()
+        outcomes = [results.get(timeout=60) for _ in children]
+        for child in children:
+            child.join(timeout=60)
+        assert outcomes == ["ok"] * 6
+        conn = sqlite3.connect(tmp_path / f"fresh{round_}.db")
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (len(MIGRATIONS),)]
+        conn.close()
 
 
 # MongoDB -----------------------------------------------------------------------------------
