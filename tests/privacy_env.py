@@ -47,6 +47,12 @@ def backend_param(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 BACKENDS = ["sqlite", pytest.param("mongo", marks=pytest.mark.slow)]
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each test once on SQLite and once on MongoDB (import it with ``store_on``)."""
+    return backend_param(request, tmp_path)
+
+
 def storage_url(backend: Backend) -> str:
     """The store URL with the database in it, as a config file names it."""
     if backend.name == "sqlite":

@@ -12,20 +12,15 @@ import subprocess
 import sys
 
 import pytest
-from privacy_env import BACKENDS, Cli, backend_param, store_on, write_config
+from privacy_env import Cli, backend, store_on, write_config
 from pymongo import AsyncMongoClient
 from storage.conftest import mongo_url  # noqa: F401 (the session's SecantusDB)
 
 from onyproxy.storage import AuditEntry
 from onyproxy.storage.audit_chain import seal
 
-__all__ = ["store_on"]
+__all__ = ["backend", "store_on"]  # fixtures
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path):
-    return backend_param(request, tmp_path)
 
 
 @pytest.fixture

@@ -10,19 +10,14 @@ import stat
 from datetime import timedelta
 
 import pytest
-from privacy_env import BACKENDS, Cli, backend_param, store_on, usage, write_config
+from privacy_env import Cli, backend, store_on, usage, write_config
 from storage.conftest import mongo_url  # noqa: F401 (the session's SecantusDB)
 
 from onyproxy.privacy.purposes import PURPOSES
 from onyproxy.storage import BillingRecord, utcnow
 
-__all__ = ["store_on"]
+__all__ = ["backend", "store_on"]  # fixtures
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path):
-    return backend_param(request, tmp_path)
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ from decimal import Decimal
 
 import pytest
 from privacy_env import (
-    BACKENDS,
     PEPPER,
     Cli,
-    backend_param,
+    backend,
     storage_url,
     store_on,
     usage,
@@ -32,15 +31,10 @@ from onyproxy.storage import (
     utcnow,
 )
 
-__all__ = ["store_on"]
+__all__ = ["backend", "store_on"]  # fixtures
 
 NOW = datetime(2035, 3, 15, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path):
-    return backend_param(request, tmp_path)
 
 
 async def seed(store: Store, now: datetime) -> dict[str, str]:

@@ -16,10 +16,9 @@ import aiohttp
 import jwt
 import pytest
 from privacy_env import (
-    BACKENDS,
     JWT_SECRET,
     Cli,
-    backend_param,
+    backend,
     gateway_config,
     store_on,
     usage,
@@ -34,16 +33,11 @@ from onyproxy.privacy import export
 from onyproxy.retention import run_retention
 from onyproxy.storage import Account, ApiKey, SecurityEvent, Store, new_id, utcnow
 
-__all__ = ["store_on"]
+__all__ = ["backend", "store_on"]  # fixtures
 pytestmark = pytest.mark.slow
 
 CLIENT = "5f1e0c2a9b7d3e41"  # a client address as the plugin's keyed hash
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path):
-    return backend_param(request, tmp_path)
 
 
 async def person(store: Store, email: str = "ayse@example.com") -> tuple[Account, ApiKey]:
