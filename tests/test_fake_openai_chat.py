@@ -8,16 +8,17 @@ Its failures on demand are in ``test_fake_openai_faults``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import jsonschema
 import pytest
 from fakes.openai_schema import KINDS, SCHEMA_FILE, load_schemas, validate_openai
-from fakes.openai_sdk import chat, stream, user
-from fakes.openai_upstream import FakeOpenAI, start_fake_openai
+from fakes.openai_sdk import chat, client, fake, stream, user
+from fakes.openai_upstream import FakeOpenAI
 from openai import AsyncOpenAI
+
+__all__ = ["client", "fake"]  # fixtures
 
 WEATHER_TOOL = {
     "type": "function",
@@ -31,20 +32,6 @@ WEATHER_TOOL = {
         },
     },
 }
-
-
-@pytest.fixture
-async def fake(aiohttp_server: Any) -> FakeOpenAI:
-    _, controller = await start_fake_openai(aiohttp_server)
-    return controller
-
-
-@pytest.fixture
-async def client(fake: FakeOpenAI) -> AsyncIterator[AsyncOpenAI]:
-    # No SDK retries by default, so each scripted failure reaches the test as it is.
-    sdk = AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
-    yield sdk
-    await sdk.close()
 
 
 def tool_calls_from(chunks: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:

@@ -9,31 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import openai
 import pytest
 from fakes.openai_schema import validate_openai
-from fakes.openai_sdk import chat, stream, user
+from fakes.openai_sdk import chat, client, fake, stream, user
 from fakes.openai_upstream import Behaviour, FakeOpenAI, start_fake_openai
 from openai import AsyncOpenAI
 
-
-@pytest.fixture
-async def fake(aiohttp_server: Any) -> FakeOpenAI:
-    _, controller = await start_fake_openai(aiohttp_server)
-    return controller
-
-
-@pytest.fixture
-async def client(fake: FakeOpenAI) -> AsyncIterator[AsyncOpenAI]:
-    # No SDK retries by default, so each scripted failure reaches the test as it is.
-    sdk = AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
-    yield sdk
-    await sdk.close()
-
+__all__ = ["client", "fake"]  # fixtures
 
 # --- errors in OpenAI's shape --------------------------------------------------------------
 

@@ -1,15 +1,33 @@
 """Calling the fake OpenAI upstream through the official ``openai`` SDK, checking the wire.
 
 Shared by ``test_fake_openai_chat`` and ``test_fake_openai_faults``: each call returns what
-was on the wire after validating it against OpenAI's published OpenAPI schemas.
+was on the wire after validating it against OpenAI's published OpenAPI schemas; the fixtures
+``fake`` (a started fake upstream) and ``client`` (the SDK pointed at it) are imported by both.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from fakes.openai_schema import validate_openai
+from fakes.openai_upstream import FakeOpenAI, start_fake_openai
 from openai import AsyncOpenAI
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Any) -> FakeOpenAI:
+    _, controller = await start_fake_openai(aiohttp_server)
+    return controller
+
+
+@pytest.fixture
+async def client(fake: FakeOpenAI) -> AsyncIterator[AsyncOpenAI]:
+    # No SDK retries by default, so each scripted failure reaches the test as it is.
+    sdk = AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0)
+    yield sdk
+    await sdk.close()
 
 
 def user(text: str) -> list[dict[str, Any]]:
