@@ -25,6 +25,7 @@ from onyproxy.errors import GatewayError
 from onyproxy.exchange import Exchange, Identity
 from onyproxy.keys import hash_key, key_opens, looks_like_key
 from onyproxy.pipeline import Plugin
+from onyproxy.single_flight import SingleFlight
 from onyproxy.storage import ApiKey, StorageError
 from plugins.auth.address import client_address, parse_networks
 from plugins.auth.cache import KeyCache, Lookup
@@ -68,7 +69,7 @@ class AuthPlugin(Plugin):
         self.failures = FailureTracker(config.failures, clock)
         self.trusted_proxies = parse_networks(config.trusted_proxies)
         self.last_used = LastUsed(lambda: self.gateway.store, config.last_used_interval_s)
-        self._loading: dict[str, asyncio.Future[Lookup]] = {}
+        self._loading: SingleFlight[str, Lookup] = SingleFlight()  # one store read per hash
         self._store_down_until = 0.0
 
     async def start(self) -> None:
@@ -124,7 +125,7 @@ class AuthPlugin(Plugin):
         if cached is not None:
             return cached
         try:
-            return await self._load_once(key_hash)
+            return await self._loading.run(key_hash, lambda: self._load(key_hash))
         except StorageError:
             stale = self.cache.stale(key_hash)
             if stale is not None:
@@ -133,21 +134,6 @@ class AuthPlugin(Plugin):
                                "The gateway cannot verify API keys right now; try again "
                                "shortly.", code="auth_unavailable",
                                headers={"retry-after": "5"}) from None
-
-    async def _load_once(self, key_hash: str) -> Lookup:
-        """One store read per hash at a time, however many requests wait for it; shielded so a
-        client that leaves does not cancel it for the others."""
-        pending = self._loading.get(key_hash)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(key_hash))
-            self._loading[key_hash] = pending
-            pending.add_done_callback(lambda done: self._loaded(key_hash, done))
-        return await asyncio.shield(pending)
-
-    def _loaded(self, key_hash: str, done: asyncio.Future[Lookup]) -> None:
-        self._loading.pop(key_hash, None)
-        if not done.cancelled():
-            done.exception()  # retrieved here: every waiter may have gone
 
     async def _load(self, key_hash: str) -> Lookup:
         if self._clock() < self._store_down_until:

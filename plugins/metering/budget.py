@@ -21,7 +21,6 @@ process.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from onyproxy.single_flight import SingleFlight
 from onyproxy.storage import StorageError
 
 Scope = tuple[str, str]  # ("key" | "account", id)
@@ -148,7 +148,7 @@ class AccountBudgets:
         self._ttl_s = ttl_s
         self._clock = clock
         self._known: dict[str, tuple[Decimal | None, float]] = {}
-        self._loading: dict[str, asyncio.Future[Decimal | None]] = {}
+        self._loading: SingleFlight[str, Decimal | None] = SingleFlight()
 
     async def get(self, account_id: str) -> Decimal | None:
         """The account's monthly budget; raises ``StorageError`` when it was never known."""
@@ -156,7 +156,7 @@ class AccountBudgets:
         if known is not None and self._clock() < known[1]:
             return known[0]
         try:
-            return await self._load_once(account_id)
+            return await self._loading.run(account_id, lambda: self._load(account_id))
         except StorageError:
             if known is not None:
                 return known[0]
@@ -164,19 +164,6 @@ class AccountBudgets:
 
     def forget(self) -> None:
         self._known.clear()
-
-    async def _load_once(self, account_id: str) -> Decimal | None:
-        pending = self._loading.get(account_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(account_id))
-            self._loading[account_id] = pending
-            pending.add_done_callback(lambda done: self._loaded(account_id, done))
-        return await asyncio.shield(pending)
-
-    def _loaded(self, account_id: str, done: asyncio.Future[Decimal | None]) -> None:
-        self._loading.pop(account_id, None)
-        if not done.cancelled():
-            done.exception()  # retrieved here: every waiter may have gone
 
     async def _load(self, account_id: str) -> Decimal | None:
         account = await self._store().get_account(account_id)
