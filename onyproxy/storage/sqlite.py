@@ -83,7 +83,10 @@ def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+    # The primary result code (the low byte; extended codes such as SQLITE_BUSY_RECOVERY add
+    # to it), not the message text.
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _connect_once(path: str, busy_timeout_s: float) -> sqlite3.Connection:
