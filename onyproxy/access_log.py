@@ -13,13 +13,14 @@ from onyproxy.exchange import Exchange
 from onyproxy.pipeline import Pipeline
 
 access = logging.getLogger("onyproxy.access")
+MAX_PATH = 512  # a Gemini path carries the model; aiohttp allows request lines of 8 KB
 
 
 def access_record(ex: Exchange) -> dict[str, Any]:
     """The fields of one access-log line."""
     record: dict[str, Any] = {
         "request_id": ex.request_id,
-        "path": ex.path,
+        "path": ex.path[:MAX_PATH],
         "surface": ex.surface,
         "operation": ex.operation,
         "model": ex.model or None,

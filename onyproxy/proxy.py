@@ -12,10 +12,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from onyproxy import translate
 from onyproxy.access_log import write_access_log
 from onyproxy.appkeys import GATEWAY, REQUEST_ID
+from onyproxy.client_input import check_depth, check_model, user_agent
 from onyproxy.error_shapes import render, stream_error_event
 from onyproxy.errors import GatewayError, invalid_request, model_not_found
 from onyproxy.exchange import Exchange
@@ -27,6 +30,8 @@ from onyproxy.sse import Event, has_usage
 from onyproxy.surfaces.base import Operation
 
 JSON = "application/json"
+# aiohttp decodes these itself (br and zstd only with optional packages, so not promised).
+DECODED = frozenset({"identity", "gzip", "deflate", "x-gzip"})
 
 
 async def handle(request: web.Request, op: Operation) -> web.StreamResponse:
@@ -53,14 +58,16 @@ def new_exchange(request: web.Request, op: Operation) -> Exchange:
     return Exchange(
         request_id=request[REQUEST_ID], surface=op.surface, shape=op.shape, operation=op.name,
         path=request.path, headers=request.headers, query=request.query,
-        client_ip=request.remote, user_agent=request.headers.get("user-agent"),
+        client_ip=request.remote, user_agent=user_agent(request.headers.get("user-agent")),
     )
 
 
 async def _run(request: web.Request, gw: Gateway, ex: Exchange,
                op: Operation) -> web.StreamResponse:
     ex.body = await read_body(request)
-    ex.model, ex.stream = op.parse(ex.body, request)
+    model_name, ex.stream = op.parse(ex.body, request)
+    check_model(model_name)  # before ex.model is set: the access log never sees it
+    ex.model = model_name
     model = gw.config.models.get(ex.model)
     # An unknown model is answered only after the request hooks, so that an unauthenticated
     # caller learns nothing about which model names exist; plugins see empty targets.
@@ -81,8 +88,15 @@ async def _run(request: web.Request, gw: Gateway, ex: Exchange,
 
 async def read_body(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400/413 saying what is wrong with it."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in DECODED:
+        raise invalid_request("The request body's Content-Encoding must be gzip, deflate or "
+                              "identity.", code="unsupported_content_encoding")
     try:
         raw = await request.read()
+    except (ContentEncodingError, RequestPayloadError):
+        raise invalid_request("The request body does not match its Content-Encoding.",
+                              code="bad_content_encoding") from None
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[GATEWAY].config.server.max_body_mb
         raise GatewayError(413, "invalid_request_error",
@@ -97,6 +111,7 @@ async def read_body(request: web.Request) -> dict[str, Any]:
                               ) from None
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.")
+    check_depth(raw, body)
     return body
 
 

@@ -110,3 +110,72 @@ async def test_ops_endpoints(gateway):
     assert resp.status == 200 and resp.headers["x-request-id"]
     resp, text = await call(server, "GET", "/readyz")
     assert resp.status == 200 and '"ready"' in text
+
+
+def nested(depth: int) -> bytes:
+    return b'{"model": "mock-small", "messages": [{"role": "user", "content": "hi"}], "x": ' \
+        + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [70, 300, 1000])
+async def test_json_nested_deeper_than_64_levels_is_400(gateway, depth):
+    """orjson parses 1024 levels but encodes 255: refused when parsed, not a 500 later."""
+    server = await gateway()
+    resp, text = await call(server, "POST", CHAT, data=nested(depth),
+                            headers={"content-type": "application/json"})
+
+    error = assert_openai_error(resp, json.loads(text), 400)
+    assert error["code"] == "json_too_deep"
+
+
+async def test_json_nested_62_levels_is_served(gateway):
+    server = await gateway()
+    resp, _ = await call(server, "POST", CHAT, data=nested(62),
+                         headers={"content-type": "application/json"})
+    assert resp.status == 200
+
+
+@pytest.mark.parametrize(("encoding", "data"), [
+    ("gzip", b'{"model": "mock-small"}'),      # says gzip, is not
+    ("compress", json.dumps({"model": "mock-small", "messages": USER}).encode()),  # not decoded
+])
+async def test_a_wrong_content_encoding_is_400(gateway, encoding, data):
+    server = await gateway()
+    resp, text = await call(server, "POST", CHAT, data=data,
+                            headers={"content-type": "application/json",
+                                     "content-encoding": encoding})
+
+    assert assert_openai_error(resp, json.loads(text), 400)["type"] == "invalid_request_error"
+
+
+async def test_a_gzipped_body_is_served(gateway):
+    import gzip
+    server = await gateway()
+    body = gzip.compress(json.dumps({"model": "mock-small", "messages": USER}).encode())
+    resp, _ = await call(server, "POST", CHAT, data=body,
+                         headers={"content-type": "application/json",
+                                  "content-encoding": "gzip"})
+    assert resp.status == 200
+
+
+async def test_an_overlong_model_name_is_400_and_never_logged(gateway, tmp_path, caplog):
+    """Without any key: a 900 KB model name must not become a 900 KB log line."""
+    server = await gateway({"pipeline": [{"name": "auth"}, {"name": "routing"}],
+                            "security": {"key_pepper": "p" * 32}})
+    model = "m" * 900_000
+    with caplog.at_level("INFO"):
+        resp, text = await call(server, "POST", CHAT, json={"model": model, "messages": USER},
+                                headers={"user-agent": "u" * 5000})
+
+    error = assert_openai_error(resp, json.loads(text), 400)
+    assert (error["param"], error["code"]) == ("model", "model_too_long")
+    assert model not in text
+    ours = [r for r in caplog.records if r.name.startswith("onyproxy")]
+    assert any(r.name == "onyproxy.access" for r in ours)
+    assert all(len(r.getMessage()) < 2000 and "m" * 300 not in
+               repr(getattr(r, "fields", None)) for r in ours)
+
+
+async def test_the_user_agent_is_cut_to_256_characters(gateway):
+    from onyproxy.client_input import user_agent
+    assert user_agent("u" * 5000) == "u" * 256 and user_agent(None) is None

@@ -30,6 +30,7 @@ from onyproxy.storage.base import ACCOUNT_STATUSES
 FIELDS = ("email", "name", "first_name", "last_name", "phone", "company", "billing", "role",
           "regions", "budget_usd")
 MAX_PAGE = 1000
+MAX_OFFSET = 10**9  # SQLite and MongoDB take 64-bit offsets; beyond this is never a real page
 
 
 def register(router: AdminRouter) -> None:
@@ -46,7 +47,7 @@ async def list_accounts(call: AdminCall) -> web.Response:
     if status is not None and status not in ACCOUNT_STATUSES:
         raise bad_request("status", f"status must be one of {', '.join(ACCOUNT_STATUSES)}.")
     limit = _whole(query, "limit", 100, 1, MAX_PAGE)
-    offset = _whole(query, "offset", 0, 0, None)
+    offset = _whole(query, "offset", 0, 0, MAX_OFFSET)
     accounts = await call.store.list_accounts(status=status, limit=limit,  # type: ignore[arg-type]
                                               offset=offset)
     return reply({"data": [account_record(a) for a in accounts]})
