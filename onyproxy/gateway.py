@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from onyproxy.config.model import GatewayConfig
+from onyproxy.failure_guard import FailureGuard
 from onyproxy.pipeline import Pipeline
 from onyproxy.providers.base import Adapter
 
@@ -30,6 +31,8 @@ class Gateway:
     store: Any | None = None
     metrics: Any | None = None
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    # Failed sign-ins on the API, the admin API and the dashboard count together.
+    failure_guard: FailureGuard = field(default_factory=FailureGuard)
 
     async def ready(self) -> dict[str, bool]:
         """Each readiness check by name; a check that raises counts as not ready."""

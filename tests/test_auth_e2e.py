@@ -217,16 +217,15 @@ async def test_an_address_sending_wrong_keys_is_slowed_then_blocked(start):
         assert status == 401
     assert time.monotonic() - began >= 0.2  # the second failure waited
     for surface, (path, body) in CALLS.items():
-        status, answer, headers = await post(url, path, body,
-                                             {"authorization": f"Bearer {good}"})
+        status, answer, headers = await post(url, path, body, {"x-api-key": "ony-" + "Y" * 40})
         assert status == 429 and headers["retry-after"] in ("1", "2"), surface
-        assert "invalid API keys" in message_of(surface, answer)
+        assert "Too many failed sign-ins" in message_of(surface, answer)
     async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as resp:
         scraped = await resp.text()
     # The core counts every 401 exchange; the plugin counts the refusals of a blocked address.
     assert 'onyproxy_auth_failures_total{surface="openai"} 3.0' in scraped
     assert 'onyproxy_ratelimited_total{scope="ip"} 3.0' in scraped
-    await asyncio.sleep(2)
+    # A block refuses only keys that fail: a valid key from the same address gets through.
     assert (await post(url, *CALLS["openai"], {"authorization": f"Bearer {good}"}))[0] == 200
 
 

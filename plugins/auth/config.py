@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from plugins.auth.address import check_networks
+from onyproxy.client_address import check_networks
 
 
 def _positive(value: float) -> str | None:

@@ -5,8 +5,10 @@ looks the hash up, through a short-lived per-process cache (see :mod:`.cache`) s
 traffic costs no database round-trip. A missing, unknown, revoked, suspended or expired key, or
 a key of a suspended or deleted account, is a 401 with one and the same message, so the answer
 tells a guesser nothing. A key limited to some models gets a 403 naming the model for any other.
-Wrong keys from one address are slowed, then blocked with 429 (see :mod:`.failures`). The
-address counted against (``trusted_proxies`` resolved) is left in ``ex.state["auth"]["client"]``.
+Wrong keys from one address or with one key prefix are slowed, then blocked with 429 (the core's
+:mod:`onyproxy.failure_guard`, which this plugin configures and which the admin API and the
+dashboard share); a valid key always gets through. The address counted against
+(``trusted_proxies`` resolved) is left in ``ex.state["auth"]["client"]``.
 
 When the store cannot be reached, keys verified within ``stale_ttl_s`` keep working and any
 other key gets a 503 (not a 401: the key may well be valid); ``/readyz`` reports the store.
@@ -16,22 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from onyproxy.client_address import parse_networks
 from onyproxy.errors import GatewayError
 from onyproxy.exchange import Exchange, Identity
+from onyproxy.failure_guard import FailurePolicy, too_many_failures
 from onyproxy.keys import hash_key, key_opens, looks_like_key
 from onyproxy.pipeline import Plugin
 from onyproxy.single_flight import SingleFlight
 from onyproxy.storage import ApiKey, StorageError
-from plugins.auth.address import client_address, parse_networks
 from plugins.auth.cache import KeyCache, Lookup
 from plugins.auth.config import AuthConfig
 from plugins.auth.credentials import read_key
-from plugins.auth.failures import FailureTracker
 from plugins.auth.last_used import LastUsed
 
 log = logging.getLogger("onyproxy.auth")
@@ -66,8 +67,11 @@ class AuthPlugin(Plugin):
         self._sleep = sleep
         self.cache = KeyCache(config.cache_ttl_s, config.negative_ttl_s, config.stale_ttl_s,
                               clock)
-        self.failures = FailureTracker(config.failures, clock)
-        self.trusted_proxies = parse_networks(config.trusted_proxies)
+        failures = config.failures
+        self.failures = gateway.failure_guard
+        self.failures.configure(FailurePolicy(failures.max, failures.window_s, failures.block_s,
+                                              failures.delay_s),
+                                parse_networks(config.trusted_proxies), clock, sleep)
         self.last_used = LastUsed(lambda: self.gateway.store, config.last_used_interval_s)
         self._loading: SingleFlight[str, Lookup] = SingleFlight()  # one store read per hash
         self._store_down_until = 0.0
@@ -85,20 +89,20 @@ class AuthPlugin(Plugin):
 
     async def on_request(self, ex: Exchange) -> None:
         """Authenticate the caller and check the model against the key's allow-list."""
-        address = client_address(ex.client_ip, ex.headers.get("x-forwarded-for"),
-                                 self.trusted_proxies)
+        address = self.failures.client(ex.client_ip, ex.headers)
         # Shared before any refusal, so plugins that watch failures (security) count them
         # against the same address, trusted proxies resolved.
         ex.state[self.name] = {"client": address}
-        wait = self.failures.blocked_for(address)
-        if wait > 0:
-            raise self._blocked(wait)
         secret = read_key(ex.headers, ex.query)
         if secret is None:
+            if self.failures.blocked_for(address) > 0:
+                raise self._blocked(self.failures.blocked_for(address))
             raise unauthorized()  # no key is a client bug, not a guess: not counted
         lookup = await self._verify(secret)
-        if lookup is None:
-            await self._failed(address)
+        if lookup is None:  # a block refuses only keys that fail: a valid one gets through
+            refusal = await self.failures.failed(address, secret)
+            if refusal is not None:
+                raise self._blocked(0, refusal)
             raise unauthorized()
         key, account = lookup.key, lookup.account
         assert key is not None and account is not None
@@ -147,27 +151,13 @@ class AuthPlugin(Plugin):
             raise
         return self.cache.put(key_hash, key, account)
 
-    async def _failed(self, address: str) -> None:
-        delay, blocked = self.failures.fail(address)
-        if blocked:
-            log.warning("client %s blocked for %gs after %d wrong API keys within %gs",
-                        address, self.config.failures.block_s, self.config.failures.max,
-                        self.config.failures.window_s)
-        if delay > 0:
-            await self._sleep(delay)
-
-    def _blocked(self, wait: float) -> GatewayError:
+    def _blocked(self, wait: float, refusal: GatewayError | None = None) -> GatewayError:
         metrics = self.gateway.metrics
         if metrics is not None and hasattr(metrics, "ratelimited"):
             # Not a 401, so the core does not count it as an auth failure; nor is it the
             # ratelimit plugin's rate_limit_exceeded. Counted here, once, as an IP limit.
             metrics.ratelimited("ip")
-        seconds = max(1, math.ceil(wait))
-        return GatewayError(
-            429, "rate_limit_error",
-            f"Too many requests with invalid API keys from this address; try again in "
-            f"{seconds} seconds.", code="too_many_auth_failures",
-            headers={"retry-after": str(seconds)})
+        return refusal or too_many_failures(wait)
 
 
 def allowed_regions(key: list[str] | None, account: list[str] | None) -> list[str] | None:

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 import yaml
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from onyproxy.accounts import create_account, set_account_status
 from onyproxy.config import ConfigError, parse_config
 from onyproxy.errors import GatewayError
 from onyproxy.exchange import Exchange
+from onyproxy.failure_guard import FailureGuard
 from onyproxy.keys import create_key, revoke_key
 from onyproxy.storage import StorageError, open_store, utcnow
 from plugins.auth import Plugin
@@ -80,7 +82,7 @@ def make_plugin(store, clock):
         failures = FailuresConfig(**{"delay_s": 0, **options.pop("failures", {})})
         config = AuthConfig(failures=failures, **options)
         gateway = SimpleNamespace(config=SimpleNamespace(security=SimpleNamespace(
-            key_pepper=PEPPER)), store=store, metrics=Metrics())
+            key_pepper=PEPPER)), store=store, metrics=Metrics(), failure_guard=FailureGuard())
         plugin = Plugin(config, gateway, clock=clock, sleep=sleep)
         return plugin
 
@@ -241,37 +243,83 @@ async def test_wrong_keys_slow_down_then_block_the_address(store, make_plugin, c
         delays.append(seconds)
     plugin = make_plugin(failures={"max": 5, "window_s": 60, "block_s": 300, "delay_s": 0.5},
                          sleep=sleep)
-    issued = await new_key(store)
-    wrong = "ony-" + "C" * 40
-    for _ in range(5):
-        assert (await refused(plugin, bearer(wrong))).status == 401
+    await new_key(store)
+    for letter in "CDEFG":  # five different prefixes: only the address adds up
+        assert (await refused(plugin, bearer("ony-" + letter * 40))).status == 401
     assert delays == [0.5, 1.0, 1.5]  # the fifth failure blocks instead of waiting
-    err = await refused(plugin, bearer(issued.secret))  # even a good key, from that address
+    err = await refused(plugin, bearer("ony-" + "H" * 40))
     assert (err.status, err.code, err.headers) == (429, "too_many_auth_failures",
                                                    {"retry-after": "300"})
-    assert plugin.gateway.metrics.limited == ["ip"]
-    await plugin.on_request(bearer(issued.secret, ip="192.0.2.99"))  # others are unaffected
+    assert (await refused(plugin, exchange())).status == 429  # no key at all: refused too
+    assert plugin.gateway.metrics.limited == ["ip", "ip"]
+    assert (await refused(plugin, bearer("ony-" + "H" * 40, ip="192.0.2.99"))).status == 401
     clock.now += 300
+    assert (await refused(plugin, bearer("ony-" + "H" * 40))).status == 401
+
+
+async def test_a_valid_key_from_a_blocked_address_gets_through(store, make_plugin):
+    """A shared NAT or office: one colleague's wrong keys do not lock the others out."""
+    plugin = make_plugin(failures={"max": 3})
+    issued = await new_key(store)
+    for letter in "JKL":
+        await refused(plugin, bearer("ony-" + letter * 40))
+    assert plugin.failures.blocked_for("192.0.2.1")
     await plugin.on_request(bearer(issued.secret))
+    assert (await refused(plugin, bearer("ony-" + "M" * 40))).status == 429
+
+
+async def test_guessing_one_key_prefix_from_many_addresses_is_blocked(store, make_plugin):
+    plugin = make_plugin(failures={"max": 3})
+    issued = await new_key(store)
+    prefix = issued.secret[:12]  # the part of a key dashboards and logs show
+    guesses = [prefix + letter * (len(issued.secret) - 12) for letter in "NPQR"]
+    for number, guess in enumerate(guesses[:3]):
+        assert (await refused(plugin, bearer(guess, ip=f"203.0.113.{number}"))).status == 401
+    assert (await refused(plugin, bearer(guesses[3], ip="203.0.113.50"))).status == 429
+    assert (await refused(plugin, bearer("ony-" + "S" * 40, ip="203.0.113.50"))).status == 401
+    await plugin.on_request(bearer(issued.secret, ip="203.0.113.50"))  # the key itself works
+
+
+def via_proxy(secret: str, *forwarded: tuple[str, str]) -> Exchange:
+    headers = CIMultiDict({"authorization": f"Bearer {secret}"})
+    for name, value in forwarded:
+        headers.add(name, value)
+    return exchange(CIMultiDictProxy(headers), ip="10.2.2.2")
 
 
 async def test_behind_a_trusted_proxy_failures_count_against_the_forwarded_client(
         store, make_plugin):
     plugin = make_plugin(failures={"max": 2}, trusted_proxies=["10.0.0.0/8"])
     issued = await new_key(store)
-    wrong = "ony-" + "F" * 40
-
-    def via_proxy(secret: str, client: str) -> Exchange:
+    for letter in "FT":
         # The client wrote the first hop itself; the proxy appended the address it saw.
-        return exchange({"authorization": f"Bearer {secret}",
-                         "x-forwarded-for": f"198.51.100.7, {client}, 10.1.1.1"},
-                        ip="10.2.2.2")
-    for _ in range(2):
-        await refused(plugin, via_proxy(wrong, "203.0.113.5"))
-    assert (await refused(plugin, via_proxy(issued.secret, "203.0.113.5"))).status == 429
-    await plugin.on_request(via_proxy(issued.secret, "203.0.113.6"))  # the proxy is not blocked
+        await refused(plugin, via_proxy("ony-" + letter * 40,
+                                        ("x-forwarded-for", "198.51.100.7, 203.0.113.5, "
+                                                            "10.1.1.1")))
+    refusal = await refused(plugin, via_proxy(
+        "ony-" + "U" * 40, ("x-forwarded-for", "198.51.100.7, 203.0.113.5, 10.1.1.1")))
+    assert refusal.status == 429
+    await plugin.on_request(via_proxy(issued.secret, ("x-forwarded-for", "203.0.113.6")))
     assert plugin.failures.blocked_for("203.0.113.5") and not plugin.failures.blocked_for(
         "10.2.2.2")
+
+
+@pytest.mark.parametrize("forwarded", [
+    # A forged first line cannot pick the address: the lines are joined, read from the right.
+    [("x-forwarded-for", "192.0.2.200"), ("x-forwarded-for", "203.0.113.5, 10.1.1.1")],
+    [("forwarded", 'for=192.0.2.200'), ("forwarded", 'for="203.0.113.5:4711";proto=https, '
+                                                     'for=10.1.1.1')],
+    [("forwarded", 'for="[2001:db8::200]", for=203.0.113.5;by=10.9.9.9')],
+])
+async def test_every_forwarded_line_is_read_from_the_right(store, make_plugin, forwarded):
+    plugin = make_plugin(failures={"max": 2}, trusted_proxies=["10.0.0.0/8"])
+    for letter in "VW":
+        ex = via_proxy("ony-" + letter * 40, *forwarded)
+        await refused(plugin, ex)
+        assert ex.state["auth"]["client"] == "203.0.113.5"
+    assert plugin.failures.blocked_for("203.0.113.5")
+    assert not plugin.failures.blocked_for("192.0.2.200")
+    assert not plugin.failures.blocked_for("2001:db8::200")
 
 
 async def test_forwarded_for_is_ignored_from_untrusted_peers(store, make_plugin):
