@@ -143,6 +143,25 @@ async def test_failed_admin_sign_ins_are_counted(api):
     assert 'onyproxy_auth_failures_total{surface="admin"} 2.0' in scraped  # the 403 is not one
 
 
+async def test_failed_admin_sign_ins_count_toward_the_api_block(gateway, tmp_path):
+    server = await gateway({
+        "security": {"key_pepper": PEPPER, "jwt_secret": JWT_SECRET},
+        "pipeline": [{"name": "auth", "failures": {"max": 3, "delay_s": 0}},
+                     *BASE_CONFIG["pipeline"]]})
+    async with aiohttp.ClientSession() as session:
+        api = Api(str(server.make_url("")).rstrip("/"), server, session)
+        for credential in (unsigned_token(), "ony-" + "Q" * 40, tampered()):
+            got, _, _ = await api.call("GET", "/admin/accounts",
+                                       headers={"authorization": f"Bearer {credential}"})
+            assert got == 401
+        got, body, _ = await api.call("GET", "/admin/accounts",
+                                      headers={"authorization": "Bearer ony-" + "R" * 40})
+        assert (got, body["error"]["code"]) == (429, "too_many_auth_failures")
+        assert await api.chat("ony-" + "S" * 40) == 429  # and on the API, the same address
+        got, _, _ = await api.call("GET", "/admin/accounts")  # a valid JWT still gets in
+        assert got == 200
+
+
 async def test_an_admin_key_signs_in_and_a_user_key_is_refused(api):
     admin = await create_account(api.store, email="root@example.com", name="Root",
                                  role="admin")

@@ -273,3 +273,21 @@ async def test_failed_sign_ins_count_as_ui_auth_failures(aiohttp_client, tmp_pat
     await ui.sign_in("not even a key")
     metrics = await (await ui.client.get("/metrics")).text()
     assert 'onyproxy_auth_failures_total{surface="ui"} 2.0' in metrics
+
+
+async def test_failed_sign_ins_count_toward_the_same_block_as_the_api(aiohttp_client, tmp_path):
+    """Guessing keys on the sign-in form is slowed and blocked like guessing on the API."""
+    ui = await open_dashboard(aiohttp_client, tmp_path, pipeline=[
+        {"name": "auth", "failures": {"max": 3, "delay_s": 0}},
+        {"name": "routing", "retries": 0, "timeout_s": 5}])
+    person = await ui.person()
+    for letter in "abc":
+        assert (await ui.sign_in("ony-" + letter * 40)).status == 401
+    blocked = await ui.sign_in("ony-" + "d" * 40)
+    assert blocked.status == 429 and "Too many failed sign-ins" in await blocked.text()
+    assert COOKIE not in set_cookies(blocked)
+    api = await ui.client.post("/v1/chat/completions", headers={"x-api-key": "ony-" + "e" * 40},
+                               json={"model": "mock-small",
+                                     "messages": [{"role": "user", "content": "hi"}]})
+    assert api.status == 429  # the same address, blocked on the API as well
+    assert (await ui.sign_in(person.secret)).status == 303  # a valid key still signs in

@@ -46,13 +46,21 @@ def forbidden(message: str) -> GatewayError:
 
 
 async def authenticate(request: web.Request, gw: Gateway) -> Admin:
-    """The admin calling, or a 401 (counted as an auth failure) or 403 :class:`GatewayError`."""
+    """The admin calling, or a 401 (counted as an auth failure; 429 once the address or key
+    prefix is blocked) or 403 :class:`GatewayError`."""
     try:
         return await _authenticate(request, gw)
     except GatewayError as err:
         metrics = gw.metrics
         if err.status == 401 and metrics is not None and hasattr(metrics, "auth_failure"):
             metrics.auth_failure("admin")
+        if err.status == 401 and (credential := _credential(request)) is not None:
+            # Counted with the API's and the dashboard's failures; a valid one is never held.
+            guard = gw.failure_guard
+            refusal = await guard.failed(guard.client(request.remote, request.headers),
+                                         credential)
+            if refusal is not None:
+                raise refusal from None
         raise
 
 

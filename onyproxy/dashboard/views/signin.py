@@ -51,6 +51,11 @@ async def signin(request: web.Request) -> web.StreamResponse:
     except SignInError as exc:
         if gw.metrics is not None:
             gw.metrics.auth_failure("ui")
+        guard = gw.failure_guard  # the API's and the admin API's slow-down and block
+        refusal = await guard.failed(guard.client(request.remote, request.headers),
+                                     credential.strip())
+        if refusal is not None:
+            return _form(request, next_url=next_url, error=refusal.message, status=429)
         return _form(request, next_url=next_url, error=str(exc), status=401)
     target = safe_next(next_url, "/ui/usage" if session.account_id else "/ui/admin/accounts")
     response = redirect(target)
