@@ -14,6 +14,7 @@ from aiohttp import web
 
 from onyproxy.app import create_app
 from onyproxy.config.model import GatewayConfig, TLSConfig
+from onyproxy.connection_guard import GuardedSite, connection_limits
 from onyproxy.metrics import multiprocess
 from onyproxy.storage import StorageError
 
@@ -52,11 +53,13 @@ def run_worker(config: GatewayConfig) -> None:
 
 
 async def _serve_forever(config: GatewayConfig, reuse_port: bool) -> None:
-    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
     server = config.server
+    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None,
+                           keepalive_timeout=server.keepalive_timeout_s)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None,
+        site = GuardedSite(runner, server.host, server.port, connection_limits(server),
+                           reuse_port=reuse_port or None,
                            ssl_context=tls_context(server.tls) if server.tls else None,
                            backlog=1024)
         await site.start()

@@ -59,6 +59,16 @@ class ServerConfig:
     behind_https_proxy: bool = field(default=False, metadata={
         "doc": "HTTPS ends at a proxy or load balancer in front of the gateway: the "
                "dashboard's cookies are marked Secure (with server.tls they always are)"})
+    header_timeout_s: float = field(default=10.0, metadata={
+        "check": _positive, "doc": "a request's headers must be complete within this time"})
+    body_timeout_s: float = field(default=60.0, metadata={
+        "check": _positive,
+        "doc": "a request body that stops arriving for this long ends the request"})
+    keepalive_timeout_s: float = field(default=75.0, metadata={
+        "check": _positive, "doc": "an idle keep-alive connection is closed after this long"})
+    max_connections: int = field(default=10000, metadata={
+        "check": _between(1, 10_000_000),
+        "doc": "open connections per worker; one more is answered 503 and closed"})
 
 
 @dataclass(frozen=True)
