@@ -42,7 +42,7 @@ async def gateway_middleware(request: web.Request, handler) -> web.StreamRespons
         if exc.status == 405:
             response.headers["allow"] = exc.headers.get("allow", "")
     except Exception as exc:
-        log_crash(f"{request.method} {request.path}", exc)
+        log_crash(f"{request.method} {request.path[:256]}", exc)  # the path is the client's
         response = _error(request, 500, "Internal gateway error.")
     if not response.prepared:
         response.headers.setdefault("x-request-id", rid)
