@@ -112,8 +112,8 @@ class FailureGuard:
         now = self._clock()
         entry = self._entries.get(name)
         if entry is None:
+            self._prune(now)  # first: the new entry, with no failure yet, would look idle
             entry = self._entries[name] = _Entry()
-            self._prune(now)
         self._entries.move_to_end(name)
         times, policy = entry.times, self.policy
         while times and now - times[0] >= policy.window_s:
@@ -126,7 +126,7 @@ class FailureGuard:
         return min(policy.delay_s * (len(times) - 1), MAX_DELAY_S), False
 
     def _prune(self, now: float) -> None:
-        if len(self._entries) <= self._max:
+        if len(self._entries) < self._max:
             return
         window = self.policy.window_s
         idle = [name for name, entry in self._entries.items()
@@ -134,7 +134,7 @@ class FailureGuard:
                                                    or now - entry.times[-1] >= window)]
         for name in idle:
             del self._entries[name]
-        while len(self._entries) > self._max:
+        while len(self._entries) >= self._max:
             self._entries.popitem(last=False)
 
     def __len__(self) -> int:
