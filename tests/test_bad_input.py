@@ -179,3 +179,18 @@ async def test_an_overlong_model_name_is_400_and_never_logged(gateway, tmp_path,
 async def test_the_user_agent_is_cut_to_256_characters(gateway):
     from onyproxy.client_input import user_agent
     assert user_agent("u" * 5000) == "u" * 256 and user_agent(None) is None
+
+
+@pytest.mark.parametrize(("path", "body", "error_of"), [
+    ("/v1/messages", {"model": "m" * 300, "max_tokens": 5, "messages": USER},
+     lambda answer: answer["type"] == "error" and answer["error"]),
+    (f"/v1beta/models/{'m' * 300}:generateContent",
+     {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+     lambda answer: answer["error"]["status"] == "INVALID_ARGUMENT" and answer["error"]),
+])
+async def test_an_overlong_model_is_400_in_the_called_apis_shape(gateway, path, body, error_of):
+    server = await gateway()
+    resp, text = await call(server, "POST", path, json=body)
+    assert resp.status == 400 and "m" * 300 not in text
+    error = error_of(json.loads(text))
+    assert "256 characters" in error["message"]
