@@ -95,8 +95,8 @@ class AuthPlugin(Plugin):
         ex.state[self.name] = {"client": address}
         secret = read_key(ex.headers, ex.query)
         if secret is None:
-            if self.failures.blocked_for(address) > 0:
-                raise self._blocked(self.failures.blocked_for(address))
+            if (wait := self.failures.blocked_for(address)) > 0:
+                raise self._blocked(wait)
             raise unauthorized()  # no key is a client bug, not a guess: not counted
         lookup = await self._verify(secret)
         if lookup is None:  # a block refuses only keys that fail: a valid one gets through
