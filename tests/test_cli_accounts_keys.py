@@ -182,6 +182,22 @@ def test_quickstart_prints_a_working_key_once_per_run(tmp_path):
     assert_unrecoverable(keys, tmp_path)
 
 
+def test_owner_keys_come_from_owner_and_quickstart_and_show_in_listings(config):
+    cli(config, "accounts", "create", "--email", "ada@example.com", "--name", "Ada")
+    owner = cli_json(config, "keys", "create", "--account", "ada@example.com", "--owner")
+    plain = cli_json(config, "keys", "create", "--account", "ada@example.com")
+    assert (owner["owner"], plain["owner"]) == (True, False)
+    told = cli(config, "keys", "create", "--account", "ada@example.com", "--owner").stderr
+    assert "; owner" in told
+    quick = cli_json(config, "quickstart", "--email", "ada@example.com")
+    assert quick["owner"] is True and quick["name"] == "quickstart"
+    listed = {k["id"]: k["owner"] for k in cli_json(config, "keys", "list")}
+    assert (listed[owner["id"]], listed[plain["id"]], listed[quick["id"]]) == (True, False, True)
+    table = cli(config, "keys", "list").stdout
+    assert "ROLE" in table and table.count("owner") == 3
+    assert cli_json(config, "keys", "rotate", owner["id"])["owner"] is True
+
+
 def test_quickstart_refuses_mongodb(tmp_path):
     config = write_config(tmp_path, storage={"url": "mongodb://127.0.0.1:1/onyproxy"})
     assert "for the local SQLite store only" in cli(config, "quickstart", ok=False).stderr

@@ -4,7 +4,8 @@ that creates or rotates it; no other answer, log line or record holds it.
 - ``GET /admin/keys?account=ID_OR_EMAIL&include_revoked=true`` → ``{"data": [key, ...]}``
   (every account's keys without ``account``)
 - ``POST /admin/keys`` ``{account, name, rpm, tpm, concurrent, budget_usd, models,
-  expires_at, regions}`` → 201 key with ``"key"``
+  expires_at, regions, owner}`` → 201 key with ``"key"`` (``owner: true``: its dashboard
+  session may manage the account; see docs/dashboard.md)
 - ``GET /admin/keys/{id}`` → key
 - ``POST /admin/keys/{id}/revoke`` → the key, revoked (idempotent)
 - ``POST /admin/keys/{id}/rotate`` → 201 the new key with ``"key"``; the old one is revoked
@@ -22,7 +23,7 @@ from onyproxy.keys import create_key, reinstate_key, revoke_key, rotate_key
 from onyproxy.storage import ApiKey, NotFoundError
 
 FIELDS = ("account", "name", "rpm", "tpm", "concurrent", "budget_usd", "models", "expires_at",
-          "regions")
+          "regions", "owner")
 PAGE = 500
 
 
@@ -59,7 +60,8 @@ async def create(call: AdminCall) -> web.Response:
         del body["name"]
     issued = await create_key(call.store, account.id, pepper=call.pepper,
                               expires_at=expires_at, **body)
-    await call.audit("key.create", issued.record.id, account_id=account.id)
+    await call.audit("key.create", issued.record.id, account_id=account.id,
+                     owner=issued.record.owner)
     return reply(issued_record(issued), status=201)
 
 

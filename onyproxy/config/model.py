@@ -74,6 +74,11 @@ class SecurityConfig:
 
     key_pepper: str = field(default="", metadata={"doc": "HMAC pepper for stored API keys"})
     jwt_secret: str = field(default="", metadata={"doc": "HS256 secret for admin JWTs"})
+    jwt_max_lifetime_s: int = field(default=86400, metadata={
+        "doc": "longest an admin JWT may live: exp - iat (or exp - now without iat)",
+        "check": _between(60, 31_536_000)})
+    jwt_issuer: str = field(default="", metadata={"doc": "when set, admin JWTs need this iss"})
+    jwt_audience: str = field(default="", metadata={"doc": "when set, admin JWTs need this aud"})
 
 
 @dataclass(frozen=True)
