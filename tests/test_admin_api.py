@@ -164,7 +164,7 @@ async def test_admin_jwts_are_bounded_in_lifetime_and_bound_to_issuer_and_audien
 
 def test_the_jwt_settings_are_checked_at_start():
     from onyproxy.config import ConfigError, parse_config
-    with pytest.raises(ConfigError, match="security.jwt_max_lifetime_s"):
+    with pytest.raises(ConfigError, match=r"security\.jwt_max_lifetime_s"):
         parse_config("security: {jwt_max_lifetime_s: 0}\n", "gateway.yaml", {})
 
 
