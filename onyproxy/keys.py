@@ -39,6 +39,7 @@ __all__ = [
     "key_opens",
     "looks_like_key",
     "reinstate_key",
+    "revoke_created_by",
     "revoke_key",
     "rotate_key",
     "verify_key",
@@ -269,5 +270,22 @@ async def reinstate_key(store: Store, key_id: str) -> ApiKey:
 
 
 async def revoke_key(store: Store, key_id: str) -> ApiKey:
-    """Revoke a key for good (idempotent); an unknown key raises :class:`NotFoundError`."""
+    """Revoke a key for good (idempotent); an unknown key raises :class:`NotFoundError`.
+    Callers then revoke what it created: :func:`revoke_created_by`."""
     return await store.revoke_key(key_id)
+
+
+async def revoke_created_by(store: Store, key: ApiKey) -> list[ApiKey]:
+    """Revoke the keys created in ``key``'s dashboard sessions, and theirs, that are not
+    revoked yet; the ones this call revoked (each to be audited by the caller). A key someone
+    took over cannot leave keys behind that outlive its revocation."""
+    keys = await store.list_keys(key.account_id)
+    revoked: list[ApiKey] = []
+    parents = {key.id}
+    while children := [k for k in keys if k.created_by in parents and not k.revoked
+                       and k.id not in parents]:
+        for child in children:
+            revoked.append(await store.revoke_key(child.id))
+            child.revoked = True
+        parents |= {c.id for c in children}
+    return revoked

@@ -292,6 +292,23 @@ async def test_the_admin_api_creates_owner_keys_and_shows_the_flag(api):
     assert rotated["owner"] is True
 
 
+async def test_revoking_a_key_revokes_the_keys_created_in_its_dashboard_sessions(api):
+    account = await new_account(api)
+    status, owner, _ = await api.call("POST", "/admin/keys", {"account": account["id"],
+                                                              "owner": True})
+    parent = await api.store.get_key(owner["id"])
+    child = await create_key(api.store, account["id"], pepper=PEPPER, creator=parent)
+    assert await api.chat(child.secret) == 200
+    status, revoked, _ = await api.call("POST", f"/admin/keys/{owner['id']}/revoke")
+    assert status == 200 and revoked["revoked"]
+    shown = (await api.call("GET", f"/admin/keys/{child.record.id}"))[1]
+    assert shown["revoked"] and shown["created_by"] == owner["id"]
+    assert await api.chat(child.secret) == 401
+    actions = [(e.action, e.target) for e in await api.store.list_audit(
+        actor="jwt:ops@example.com")]
+    assert actions[-2:] == [("key.revoke", owner["id"]), ("key.revoke", child.record.id)]
+
+
 @pytest.mark.parametrize("body, status, param", [
     ({}, 400, "account"),
     ({"account": "ada@example.com", "owner": "yes"}, 400, "owner"),

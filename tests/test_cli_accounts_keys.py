@@ -18,6 +18,7 @@ import yaml
 from serve_process import GatewayProcess, post_json
 from storage.conftest import mongo_url  # noqa: F401 (the session's SecantusDB)
 
+from onyproxy.keys import create_key
 from onyproxy.storage import open_store
 
 pytestmark = pytest.mark.slow
@@ -196,6 +197,20 @@ def test_owner_keys_come_from_owner_and_quickstart_and_show_in_listings(config):
     table = cli(config, "keys", "list").stdout
     assert "ROLE" in table and table.count("owner") == 3
     assert cli_json(config, "keys", "rotate", owner["id"])["owner"] is True
+    asyncio.run(create_child(config, quick["id"]))
+    told = cli(config, "keys", "revoke", quick["id"]).stderr
+    assert "and 1 key(s) created with it" in told
+    assert all(k["revoked"] for k in cli_json(config, "keys", "list")
+               if k["created_by"] == quick["id"])
+
+
+async def create_child(config: Path, parent_id: str) -> None:
+    """A key made from ``parent_id``'s dashboard session (the dashboard's own call)."""
+    url = yaml.safe_load(config.read_text())["storage"]["url"]
+    async with await open_store(url) as store:
+        parent = await store.get_key(parent_id)
+        pepper = (config.parent / "data" / "key_pepper").read_text().strip()
+        await create_key(store, parent.account_id, pepper=pepper, creator=parent)
 
 
 def test_quickstart_refuses_mongodb(tmp_path):

@@ -179,3 +179,29 @@ async def test_a_session_ends_when_its_key_expires(aiohttp_client, tmp_path):
     assert (await ui.client.get("/ui/usage", allow_redirects=False)).status == 200
     clock.now += 2
     assert (await ui.client.get("/ui/usage", allow_redirects=False)).status == 303
+
+
+async def test_revoking_a_key_revokes_the_keys_created_in_its_sessions(aiohttp_client,
+                                                                       tmp_path):
+    ui = await open_dashboard(aiohttp_client, tmp_path)
+    person = await ui.person()
+    spare, spare_id = await ui.key(person, owner=True, name="spare")
+    await ui.sign_in(person.secret)
+    created = await ui.post("/ui/keys", {"name": "ci"}, token_from="/ui/keys")
+    child = SECRET.search(await created.text()).group(0)
+    store = ui.gw.store
+    child_id = next(k.id for k in await store.list_keys(person.account.id) if k.name == "ci")
+    await ui.post("/ui/signout", token_from="/ui/usage")
+    await ui.sign_in(spare)
+    response = await ui.post(f"/ui/keys/{person.key_id}/revoke", token_from="/ui/keys")
+    assert response.status == 303
+    assert (await store.get_key(person.key_id)).revoked
+    assert (await store.get_key(child_id)).revoked
+    assert not (await store.get_key(spare_id)).revoked
+    status = (await ui.client.post("/v1/chat/completions", headers={
+        "Authorization": f"Bearer {child}"}, json={
+        "model": "mock-small", "messages": [{"role": "user", "content": "hi"}]})).status
+    assert status == 401
+    trail = [(e.action, e.target) for e in await store.list_audit(
+        actor=f"account:{person.account.id}")]
+    assert ("key.revoke", person.key_id) in trail and ("key.revoke", child_id) in trail

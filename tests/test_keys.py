@@ -20,6 +20,7 @@ from onyproxy.keys import (
     hash_key,
     key_is_usable,
     looks_like_key,
+    revoke_created_by,
     revoke_key,
     rotate_key,
     verify_key,
@@ -272,3 +273,19 @@ async def test_rotation_keeps_the_owner_flag_and_the_creator(
     assert (await rotate_key(store, narrow.id, pepper=PEPPER)).record.owner is True
     rotated = (await rotate_key(store, child.id, pepper=PEPPER)).record
     assert (rotated.owner, rotated.created_by) == (False, narrow.id)
+
+
+async def test_revoking_a_key_revokes_the_keys_created_with_it_and_theirs(
+        store: Store, owner: Account, narrow: ApiKey) -> None:
+    later = narrow.expires_at
+    child = (await create_key(store, owner.id, pepper=PEPPER, creator=narrow,
+                              expires_at=later)).record
+    grandchild = (await create_key(store, owner.id, pepper=PEPPER, creator=child,
+                                   expires_at=later)).record
+    unrelated = (await create_key(store, owner.id, pepper=PEPPER)).record
+    revoked = await revoke_key(store, narrow.id)
+    assert {k.id for k in await revoke_created_by(store, revoked)} == {child.id, grandchild.id}
+    for made in (narrow, child, grandchild):
+        assert (await store.get_key(made.id)).revoked
+    assert not (await store.get_key(unrelated.id)).revoked
+    assert await revoke_created_by(store, revoked) == []  # nothing left to revoke

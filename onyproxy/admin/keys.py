@@ -7,7 +7,8 @@ that creates or rotates it; no other answer, log line or record holds it.
   expires_at, regions, owner}`` → 201 key with ``"key"`` (``owner: true``: its dashboard
   session may manage the account; see docs/dashboard.md)
 - ``GET /admin/keys/{id}`` → key
-- ``POST /admin/keys/{id}/revoke`` → the key, revoked (idempotent)
+- ``POST /admin/keys/{id}/revoke`` → the key, revoked (idempotent), with the keys created in
+  its dashboard sessions
 - ``POST /admin/keys/{id}/rotate`` → 201 the new key with ``"key"``; the old one is revoked
 - ``POST /admin/keys/{id}/reinstate`` → the key, its suspension lifted (idempotent)
 """
@@ -19,7 +20,7 @@ from aiohttp import web
 from onyproxy.accounts import get_account
 from onyproxy.admin.api import AdminCall, AdminRouter, bad_request, reply
 from onyproxy.admin.records import issued_record, key_record, parse_expiry, suspension_details
-from onyproxy.keys import create_key, reinstate_key, revoke_key, rotate_key
+from onyproxy.keys import create_key, reinstate_key, revoke_created_by, revoke_key, rotate_key
 from onyproxy.storage import ApiKey, NotFoundError
 
 FIELDS = ("account", "name", "rpm", "tpm", "concurrent", "budget_usd", "models", "expires_at",
@@ -72,6 +73,9 @@ async def show(call: AdminCall) -> web.Response:
 async def revoke(call: AdminCall) -> web.Response:
     key = await revoke_key(call.store, (await _key(call)).id)
     await call.audit("key.revoke", key.id, account_id=key.account_id)
+    for child in await revoke_created_by(call.store, key):
+        await call.audit("key.revoke", child.id, account_id=child.account_id,
+                         created_by=child.created_by)
     call.forget_keys()
     return reply(key_record(key))
 

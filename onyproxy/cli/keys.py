@@ -31,6 +31,7 @@ from onyproxy.keys import (
     create_key,
     key_is_usable,
     reinstate_key,
+    revoke_created_by,
     revoke_key,
     rotate_key,
 )
@@ -128,10 +129,16 @@ def _revoke(args: argparse.Namespace):
         key = await _existing(store, args.key_id)
         key = await revoke_key(store, key.id)
         await audit(store, "key.revoke", key.id, account_id=key.account_id)
+        created = await revoke_created_by(store, key)
+        for child in created:
+            await audit(store, "key.revoke", child.id, account_id=child.account_id,
+                        created_by=child.created_by)
         if args.json:
             print_json(key_record(key))
         else:
-            note(f"Revoked key {key.id} ({key.prefix}…); gateways refuse it within seconds.")
+            also = f" and {len(created)} key(s) created with it" if created else ""
+            note(f"Revoked key {key.id} ({key.prefix}…){also}; gateways refuse it within "
+                 f"seconds.")
         return 0
     return work
 

@@ -16,7 +16,7 @@ from multidict import MultiMapping
 
 from onyproxy.accounts import ValidationError
 from onyproxy.admin.records import key_record, parse_expiry, parse_models
-from onyproxy.dashboard.audit import audit, forget_keys
+from onyproxy.dashboard.audit import audit, revoke_with_created
 from onyproxy.dashboard.pages import (
     account_id,
     gateway,
@@ -28,7 +28,7 @@ from onyproxy.dashboard.pages import (
     store,
     viewer_of,
 )
-from onyproxy.keys import create_key, key_is_usable, revoke_key
+from onyproxy.keys import create_key, key_is_usable
 from onyproxy.privacy import subject
 from onyproxy.storage import ApiKey, NotFoundError
 
@@ -87,9 +87,7 @@ def key_limits(form: MultiMapping) -> dict[str, Any]:
 @page("owner")
 async def revoke(request: web.Request) -> web.StreamResponse:
     key = await _own_key(request)
-    await revoke_key(store(request), key.id)
-    await audit(request, "key.revoke", key.id, account_id=key.account_id)
-    forget_keys(request)
+    await revoke_with_created(request, key)
     viewer = viewer_of(request)
     if viewer is not None and viewer.session.key_id == key.id:
         return redirect("/ui/signin")  # the session was opened with this key: it ends here
