@@ -4,8 +4,8 @@ It runs inside the gateway's own middleware (which adds ``x-request-id``) for ev
 ``/ui/``. A POST must carry the form token of its session (see
 :mod:`onyproxy.dashboard.session`) and, when the browser sends ``Origin``, come from this
 host; otherwise it is refused with 403 before any view runs. A read-only session (a key
-without the owner role, see :mod:`onyproxy.dashboard.signin`) may POST only to sign out and
-to set its cookie choices: any other POST is a 403 whatever the view's own guard says.
+without the owner role, see :mod:`onyproxy.dashboard.signin`) may POST only to sign in or out
+and to set its cookie choices: any other POST is a 403 whatever the view's own guard says.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ CSRF_MESSAGE = ("This form has expired or was sent from another site. Go back, r
                 "page and try again.")
 
 
-#: What a read-only session may still POST: signing out and its cookie choices.
+#: What a read-only session may still POST: signing in again, signing out, its cookie choices.
 READ_ONLY_POSTS = frozenset({"/ui/signout", "/ui/consent", "/ui/signin"})
 READ_ONLY_MESSAGE = ("This key's dashboard session is read-only: only an owner key may create "
                      "or revoke keys, change the account or erase it.")
