@@ -179,7 +179,7 @@ async def test_failed_admin_sign_ins_are_counted(api):
 async def test_an_admin_key_signs_in_and_a_user_key_is_refused(api):
     admin = await create_account(api.store, email="root@example.com", name="Root",
                                  role="admin")
-    admin_key = await create_key(api.store, admin.id, pepper=PEPPER)
+    admin_key = await create_key(api.store, admin.id, pepper=PEPPER, owner=True)
     user = await new_account(api)
     user_key = await create_key(api.store, user["id"], pepper=PEPPER)
     status, listed, _ = await api.call("GET", "/admin/accounts",
@@ -193,6 +193,16 @@ async def test_an_admin_key_signs_in_and_a_user_key_is_refused(api):
     status, _, _ = await api.call("GET", "/admin/accounts",
                                   headers={"x-api-key": admin_key.secret})
     assert status == 401  # no cache in front of admin keys: revoked is revoked at once
+
+
+async def test_an_admin_accounts_key_without_the_owner_role_is_refused(api):
+    admin = await create_account(api.store, email="root@example.com", name="Root",
+                                 role="admin")
+    limited = await create_key(api.store, admin.id, pepper=PEPPER, models=["mock-small"])
+    status, body, _ = await api.call("POST", "/admin/keys", {"account": admin.id},
+                                     headers={"x-api-key": limited.secret})
+    assert status == 403 and body["error"]["code"] == "not_owner"
+    assert [k.id for k in await api.store.list_keys(admin.id)] == [limited.record.id]
 
 
 # -- accounts --------------------------------------------------------------------------------

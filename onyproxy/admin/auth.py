@@ -6,7 +6,7 @@ Either travels as ``Authorization: Bearer <credential>`` (a key may also come as
 at most ``security.jwt_max_lifetime_s`` after its ``iat`` (after now when it has none), so a
 leaked token cannot be minted to last for years; ``iss`` and ``aud`` must match
 ``security.jwt_issuer`` and ``security.jwt_audience`` when those are set. A key must be valid
-and belong to an active account whose role is ``admin``. Bad credentials are 401; good ones
+and be an owner key of an active account whose role is ``admin``. Bad credentials are 401; good ones
 without the admin role are 403. Keys are looked up on every call (no cache): admin traffic is
 light, and a revoked admin key must stop at once.
 """
@@ -48,8 +48,8 @@ def unauthorized(message: str) -> GatewayError:
                         headers={"www-authenticate": 'Bearer realm="onyproxy-admin"'})
 
 
-def forbidden(message: str) -> GatewayError:
-    return GatewayError(403, "permission_error", message, code="not_admin")
+def forbidden(message: str, code: str = "not_admin") -> GatewayError:
+    return GatewayError(403, "permission_error", message, code=code)
 
 
 async def authenticate(request: web.Request, gw: Gateway) -> Admin:
@@ -139,7 +139,11 @@ async def _verify_key(secret: str, gw: Gateway) -> Admin:
     found = await find_usable_key(gw.store, secret, gw.config.security.key_pepper)
     if found is None:
         raise unauthorized(INVALID_KEY)
-    _, account = found
+    record, account = found
     if account.role != "admin":
         raise forbidden("This API key does not belong to an admin account.")
+    if not record.owner:
+        # The admin API can mint keys without limits: a limited key must not reach it.
+        raise forbidden("Only an owner key of an admin account may use the admin API; this "
+                        "key is not an owner key.", code="not_owner")
     return Admin(actor=f"account:{account.id}", via="key", account_id=account.id)
