@@ -114,9 +114,11 @@ async def served(gateway, upstream):
     server = await gateway({
         "providers": {"oa": {"type": "openai", "base_url": base_url, "api_key": "sk-oa"},
                       "mock": {"type": "mock"}},
-        "models": {"gpt-r": {"targets": [{"provider": "oa", "model": "gpt-4.1-mini"}]},
+        "models": {"gpt-r": {"targets": [{"provider": "oa", "model": "gpt-4.1-mini"}],
+                             "allow": ["web_search", "store"]},
                    "mixed": {"targets": [{"provider": "mock", "model": "echo"},
-                                         {"provider": "oa", "model": "gpt-4.1-mini"}]}},
+                                         {"provider": "oa", "model": "gpt-4.1-mini"}],
+                             "allow": ["web_search"]}},
         "pipeline": [{"name": "routing", "retries": 0, "timeout_s": 5},
                      {"name": "test_responses_passthrough:UsageRecorder"}],
     })
