@@ -197,6 +197,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE objections ADD COLUMN key_id TEXT",
         "ALTER TABLE objections ADD COLUMN decided_at TEXT",
     ),
+    # 6: uses of provider-run tools priced per use (web searches ...), as a JSON object
+    (
+        "ALTER TABLE usage_events ADD COLUMN server_tool_uses TEXT NOT NULL DEFAULT '{}'",
+    ),
 )
 
 
