@@ -10,6 +10,7 @@ import pytest
 from conftest import make_config
 from fakes.anthropic_upstream import start_fake_anthropic
 from fakes.control import root_url
+from multidict import CIMultiDict
 
 from onyproxy.config import ConfigError
 from onyproxy.provider_features import FEATURES, uses
@@ -158,6 +159,12 @@ async def test_anthropic_betas_pass_only_when_the_provider_allows_them(served):
     assert claude.requests == []
     status, _ = await post(session, "/v1/messages", ask, {"anthropic-beta": "tools-2024-04-04"})
     assert status == 200 and claude.last.headers["anthropic-beta"] == "tools-2024-04-04"
+    # Every header line counts, not only the first one.
+    lines = CIMultiDict([("x-api-key", "k"), ("anthropic-beta", "tools-2024-04-04"),
+                         ("anthropic-beta", "code-execution-2025-05-22")])
+    async with session.post("/v1/messages", json=ask, headers=lines) as resp:
+        assert resp.status == 400 and "code-execution" in (await resp.json())["error"]["message"]
+    assert len(claude.requests) == 1
 
 
 @pytest.mark.parametrize("shape, body, found", [
