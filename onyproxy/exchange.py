@@ -21,6 +21,9 @@ class Usage:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     reported: bool = False  # the provider sent usage; False means counts are estimates or zero
+    # Uses of provider-run tools billed per use, by feature name ("web_search": 3); priced
+    # from the catalog's per-use prices.
+    server_tool_uses: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_tokens(self) -> int:

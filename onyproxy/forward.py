@@ -14,7 +14,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from onyproxy import translate
+from onyproxy import provider_features, translate
 from onyproxy.errors import GatewayError
 from onyproxy.exchange import Attempt
 from onyproxy.logs import log_crash
@@ -31,6 +31,11 @@ async def forward(gw: Gateway, ex: Exchange, ctx: translate.Context) -> Reply:
     """Send the exchange upstream; return the first successful reply (in its provider shape)."""
     last: UpstreamError | None = None
     refusal: GatewayError | None = None
+    allowed = _allowed_features(gw, ex)
+    # What the client asked for, named as it sent it: refused whichever target would serve it.
+    provider_features.refuse_unallowed(ex.body, ex.shape, allowed, ex.model)
+    for target in ex.targets:  # every target: the answer must not depend on which one serves
+        gw.adapters[target.provider].refuse_headers(ex)
     for target in ex.targets:
         adapter = gw.adapters[target.provider]
         try:
@@ -40,6 +45,9 @@ async def forward(gw: Gateway, ex: Exchange, ctx: translate.Context) -> Reply:
         except GatewayError as err:
             refusal = refusal or err  # another target may well be able to serve it
             continue
+        # Translation must never be a way around the operator's allow list.
+        provider_features.refuse_unallowed(body, shape, allowed, ex.model)
+        body = provider_features.restricted(body, shape, allowed)
         outcome = await _try_target(ex, target, adapter, shape, body)
         if isinstance(outcome, Reply):
             return outcome
@@ -50,6 +58,11 @@ async def forward(gw: Gateway, ex: Exchange, ctx: translate.Context) -> Reply:
         raise refusal
     raise GatewayError(503, "api_error", f"The model '{ex.model}' has no target available.",
                        code="no_target_available")
+
+
+def _allowed_features(gw: Gateway, ex: Exchange) -> tuple[str, ...]:
+    model = gw.config.models.get(ex.model)
+    return tuple(model.allow) if model is not None else ()
 
 
 async def _try_target(ex: Exchange, target: TargetConfig, adapter: Adapter, shape: str,

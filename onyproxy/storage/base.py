@@ -182,6 +182,8 @@ class UsageEvent:
     flags: list[str] = field(default_factory=list)
     billable: bool = True
     client_request_id: str | None = None  # the client's own x-request-id, when it sent one
+    # Uses of provider-run tools billed per use ({"web_search": 3}); their price is in cost_usd.
+    server_tool_uses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

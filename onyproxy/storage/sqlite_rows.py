@@ -37,7 +37,7 @@ USAGE_COLUMNS = (
     "request_id, account_id, key_id, model, provider, input_tokens, output_tokens, cost_usd, "
     "status, latency_ms, ip, user_agent, created_at, surface, provider_model, attempts, "
     "error_type, cached_tokens, reasoning_tokens, ttft_ms, streamed, flags, billable, "
-    "client_request_id"
+    "client_request_id, server_tool_uses"
 )
 BILLING_COLUMNS = (
     "account_id, month, requests, input_tokens, output_tokens, cost_usd, updated_at, "
@@ -142,7 +142,7 @@ def usage_row(e: UsageEvent) -> tuple[Any, ...]:
         e.output_tokens, str(e.cost_usd), e.status, e.latency_ms, e.ip, e.user_agent,
         to_text(e.created_at), e.surface, e.provider_model, e.attempts, e.error_type,
         e.cached_tokens, e.reasoning_tokens, e.ttft_ms, int(e.streamed), json.dumps(e.flags),
-        int(e.billable), e.client_request_id,
+        int(e.billable), e.client_request_id, json.dumps(e.server_tool_uses),
     )
 
 
@@ -160,6 +160,7 @@ def usage_from(row: sqlite3.Row) -> UsageEvent:
         ttft_ms=row["ttft_ms"], streamed=bool(row["streamed"]),
         flags=json.loads(row["flags"]), billable=bool(row["billable"]),
         client_request_id=row["client_request_id"],
+        server_tool_uses=json.loads(row["server_tool_uses"]),
     )
 
 

@@ -210,6 +210,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 7: uses of provider-run tools priced per use (web searches ...), as a JSON object
+    (
+        "ALTER TABLE usage_events ADD COLUMN server_tool_uses TEXT NOT NULL DEFAULT '{}'",
+    ),
 )
 
 

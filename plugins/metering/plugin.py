@@ -64,7 +64,7 @@ from onyproxy.storage import StorageError
 from plugins.metering import estimate
 from plugins.metering.budget import AccountBudgets, Ledger, Reservation, Scope
 from plugins.metering.config import MeteringConfig, check_config, spool_root
-from plugins.metering.cost import Prices, cost_of, estimated_cost
+from plugins.metering.cost import Prices, cost_of, estimated_cost, unpriced_tools
 from plugins.metering.flusher import Flusher
 from plugins.metering.record import build_event, encode, event_id, wanted
 from plugins.metering.spool import SpoolDir
@@ -192,6 +192,8 @@ class MeteringPlugin(Plugin):
                 flags.append("unpriced")
             else:
                 cost = cost_of(usage, price)
+                if unpriced_tools(usage, price):
+                    flags.append("unpriced_tool")
         state.cost = ex.cost_usd = cost
         if state.ids is None:
             state.ids = event_id(ex)
@@ -209,7 +211,8 @@ class MeteringPlugin(Plugin):
             return Usage(), []
         reported = ex.usage
         usage = Usage(reported.prompt_tokens, reported.completion_tokens,
-                      reported.cached_tokens, reported.reasoning_tokens, reported.reported)
+                      reported.cached_tokens, reported.reasoning_tokens, reported.reported,
+                      dict(reported.server_tool_uses))
         flags = ["partial"] if ex.stream and "client_disconnected" in ex.flags else []
         cut_short = bool(flags) or "stream_error" in ex.flags
         if usage.reported and not cut_short:
