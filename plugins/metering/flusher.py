@@ -96,6 +96,8 @@ class Flusher:
         except (TimeoutError, StorageError) as exc:
             log.warning("metering: %d usage records stay in the spool for the next start "
                         "(%s)", self.depth, type(exc).__name__)
+        except Exception as exc:  # a bug: the records stay, and stopping goes on
+            log.exception("metering: the last flush failed: %s", type(exc).__name__)
         for orphan in self._orphans.values():
             orphan.release()
 
