@@ -123,3 +123,11 @@ async def test_error_event_inside_a_stream_ends_it_as_an_error(gateway, fake_ope
     data = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
     assert "error" in data[-1] and "'up'" in data[-1]["error"]["message"]
     assert data[-1]["error"]["code"] == "upstream_stream_error"
+
+
+async def test_a_lone_call_keeps_its_retries_under_the_retry_budget(gateway, fake_openai):
+    server = await gateway({**openai_provider(fake_openai), "pipeline": [
+        {"name": "routing", "retries": 2, "backoff_s": 0.01, "timeout_s": 5}]})
+    fake_openai.script(Behaviour.error(503), Behaviour.error(500))
+    status, _, _ = await post(server)
+    assert status == 200 and len(fake_openai.requests) == 3
