@@ -56,12 +56,18 @@ class Identity:
 
 @dataclass(slots=True)
 class RoutePolicy:
-    """How the forwarder treats the targets: retries per target, timeout, backoff."""
+    """How the forwarder treats the targets: retries per target, timeout, backoff.
+
+    ``may_retry(target)`` is asked before each retry of a target (never before a first try or
+    a fallback); ``False`` moves on to the next target. A retry budget or a circuit breaker
+    answers it, so that an outage does not multiply the load on the failing upstream.
+    """
 
     retries: int = 0
     timeout_s: float = 600.0
     backoff_s: float = 0.25
     max_backoff_s: float = 8.0
+    may_retry: Callable[[TargetConfig], bool] | None = None
 
 
 @dataclass(slots=True)

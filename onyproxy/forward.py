@@ -1,8 +1,9 @@
 """Execute a route: try the exchange's targets in order, with retries, backoff and fallback.
 
 Falls over to the next target on 429, 5xx, timeouts and connection errors; a client's own 4xx
-is returned at once. A target that cannot serve the request at all (an operation or a parameter
-its API lacks) is skipped; its 400 reaches the client only when no target could be tried.
+is returned at once. Each retry must be granted by ``ex.policy.may_retry`` when that is set.
+A target that cannot serve the request at all (an operation or a parameter its API lacks) is
+skipped; its 400 reaches the client only when no target could be tried.
 Streams are only retried before their first event reaches the client, which holds here because
 ``forward`` returns as soon as the upstream answered with headers.
 """
@@ -82,6 +83,8 @@ async def _try_target(ex: Exchange, target: TargetConfig, adapter: Adapter, shap
         delay = backoff(ex.policy, tries, last.retry_after_s)
         if tries == ex.policy.retries or delay is None:
             break
+        if ex.policy.may_retry is not None and not ex.policy.may_retry(target):
+            break  # no retry budget left, or the target's circuit opened: fall over instead
         await asyncio.sleep(delay)
     return last
 

@@ -168,3 +168,11 @@ async def test_anthropic_4xx_echoing_the_key_is_scrubbed_in_anthropics_shape(gat
     assert resp.status == 400 and body["type"] == "error"
     assert key not in json.dumps(body) and "Q" * 20 not in json.dumps(body)
     assert body["error"]["message"].endswith("may not use this model")
+
+
+async def test_a_lone_call_keeps_its_retries_under_the_retry_budget(gateway, fake_openai):
+    server = await gateway({**openai_provider(fake_openai), "pipeline": [
+        {"name": "routing", "retries": 2, "backoff_s": 0.01, "timeout_s": 5}]})
+    fake_openai.script(Behaviour.error(503), Behaviour.error(500))
+    status, _, _ = await post(server)
+    assert status == 200 and len(fake_openai.requests) == 3

@@ -8,7 +8,8 @@ sent anywhere. A provider without a region is outside every list: where data goe
 stated, not assumed.
 
 It must run after ``auth`` (which sets the identity) and before ``routing`` (which orders the
-targets and may force one whose circuit is open): ``check_config`` refuses any other order.
+targets and sheds the call when every circuit is open): ``check_config`` refuses any other
+order.
 """
 
 from __future__ import annotations
