@@ -93,6 +93,10 @@ class Exchange:
     model: str = ""
     stream: bool = False
     targets: list[TargetConfig] = field(default_factory=list)
+    # Set only by operations that list models (GET /v1/models): every model the caller might
+    # use, with its targets. A plugin that limits models or targets narrows this mapping
+    # instead of refusing; the models left with a target are the answer.
+    listing: dict[str, list[TargetConfig]] | None = None
     policy: RoutePolicy = field(default_factory=RoutePolicy)
     identity: Identity | None = None
     usage: Usage = field(default_factory=Usage)

@@ -80,6 +80,11 @@ class ResidencyPlugin(Plugin):
         allowed = self.allowed(ex)
         if allowed is None:
             return
+        if ex.listing is not None:
+            ex.listing = {model: kept for model, targets in ex.listing.items()
+                          if (kept := [t for t in targets
+                                       if self.region_of.get(t.provider) in allowed])}
+            return
         kept = [t for t in ex.targets if self.region_of.get(t.provider) in allowed]
         if not kept:
             where = ", ".join(allowed) or "none"
