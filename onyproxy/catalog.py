@@ -18,12 +18,14 @@ from typing import Literal
 
 import yaml
 
-from onyproxy.config.build import build
+from onyproxy.config.build import build, convert
 from onyproxy.config.errors import ConfigError, Problems
 from onyproxy.config.model import GatewayConfig, PriceConfig, TargetConfig
+from onyproxy.provider_features import FEATURES
 
 DEFAULT_PATH = Path("config/models.yaml")
 SHIPPED_PATH = Path(__file__).resolve().parent.parent / "config" / "models.yaml"
+_PROVIDER_TYPES = ("openai", "anthropic", "gemini", "mock")
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
@@ -48,19 +50,24 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Price:
-    """A complete price: USD per 1M input, cached input and output tokens."""
+    """A complete price: USD per 1M input, cached input and output tokens, and USD per use of
+    each provider-run tool billed per use (``{"web_search": Decimal("0.01")}``)."""
 
     input: Decimal
     cached_input: Decimal
     output: Decimal
+    per_use: dict[str, Decimal] = field(default_factory=dict)
 
 
 class Catalog:
     """Known models by name, alias and undated name."""
 
-    def __init__(self, models: dict[str, ModelInfo], source: str = "<memory>") -> None:
+    def __init__(self, models: dict[str, ModelInfo], source: str = "<memory>",
+                 server_tools: dict[str, dict[str, Decimal]] | None = None) -> None:
         self.models = models
         self.source = source
+        # USD per use of provider-run tools, by provider type and feature name.
+        self.server_tools = server_tools or {}
         self._names: dict[str, ModelInfo] = {}
         for info in models.values():
             for alias in info.aliases:
@@ -95,9 +102,11 @@ def load_catalog(path: Path) -> Catalog:
         raise ConfigError([f"{source}: invalid YAML ({exc})"]) from None
     problems = Problems(source)
     models: dict[str, ModelInfo] = {}
-    if not isinstance(raw, dict) or set(raw) - {"models"}:
-        problems.add("", "expected a mapping with one key, 'models'")
+    tools: dict[str, dict[str, Decimal]] = {}
+    if not isinstance(raw, dict) or set(raw) - {"models", "server_tools"}:
+        problems.add("", "expected a mapping with the keys 'models' and 'server_tools'")
     else:
+        tools = _server_tools(raw.get("server_tools"), problems)
         entries = raw.get("models") or {}
         if not isinstance(entries, dict):
             problems.add("models", "expected a mapping of model names")
@@ -109,7 +118,22 @@ def load_catalog(path: Path) -> Catalog:
                 _check_price(info.price, f"models.{name}.price", problems)
                 models[str(name)] = info
     problems.raise_if_any()
-    return Catalog(models, source)
+    return Catalog(models, source, tools)
+
+
+def _server_tools(raw: object, problems: Problems) -> dict[str, dict[str, Decimal]]:
+    """``server_tools``: USD per use, by provider type and feature name."""
+    tools = convert(dict[str, dict[str, Decimal]], raw or {}, problems, "server_tools") or {}
+    for provider, prices in tools.items():
+        where = f"server_tools.{provider}"
+        if provider not in _PROVIDER_TYPES:
+            problems.add(where, f"unknown provider type (known: {', '.join(_PROVIDER_TYPES)})")
+        for name, price in (prices or {}).items():
+            if name not in FEATURES:
+                problems.add(f"{where}.{name}", f"unknown feature (known: {', '.join(FEATURES)})")
+            elif price is not None and price < 0:
+                problems.add(f"{where}.{name}", f"expected zero or more, got {price}")
+    return tools
 
 
 def _check_price(price: PriceConfig, path: str, problems: Problems) -> None:

@@ -44,3 +44,9 @@ def model_not_found(model: str) -> GatewayError:
         404, "invalid_request_error", f"The model '{model}' does not exist on this gateway.",
         param="model", code="model_not_found",
     )
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says why, for a person to read (it names what
+    failed: the storage, the listen socket, a plugin's resource). A plugin's ``start`` raises
+    it for a failure of its own, e.g. a folder it cannot create."""

@@ -21,6 +21,9 @@ class Usage:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     reported: bool = False  # the provider sent usage; False means counts are estimates or zero
+    # Uses of provider-run tools billed per use, by feature name ("web_search": 3); priced
+    # from the catalog's per-use prices.
+    server_tool_uses: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_tokens(self) -> int:
@@ -53,12 +56,18 @@ class Identity:
 
 @dataclass(slots=True)
 class RoutePolicy:
-    """How the forwarder treats the targets: retries per target, timeout, backoff."""
+    """How the forwarder treats the targets: retries per target, timeout, backoff.
+
+    ``may_retry(target)`` is asked before each retry of a target (never before a first try or
+    a fallback); ``False`` moves on to the next target. A retry budget or a circuit breaker
+    answers it, so that an outage does not multiply the load on the failing upstream.
+    """
 
     retries: int = 0
     timeout_s: float = 600.0
     backoff_s: float = 0.25
     max_backoff_s: float = 8.0
+    may_retry: Callable[[TargetConfig], bool] | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +93,10 @@ class Exchange:
     model: str = ""
     stream: bool = False
     targets: list[TargetConfig] = field(default_factory=list)
+    # Set only by operations that list models (GET /v1/models): every model the caller might
+    # use, with its targets. A plugin that limits models or targets narrows this mapping
+    # instead of refusing; the models left with a target are the answer.
+    listing: dict[str, list[TargetConfig]] | None = None
     policy: RoutePolicy = field(default_factory=RoutePolicy)
     identity: Identity | None = None
     usage: Usage = field(default_factory=Usage)

@@ -1,8 +1,9 @@
 """Execute a route: try the exchange's targets in order, with retries, backoff and fallback.
 
 Falls over to the next target on 429, 5xx, timeouts and connection errors; a client's own 4xx
-is returned at once. A target that cannot serve the request at all (an operation or a parameter
-its API lacks) is skipped; its 400 reaches the client only when no target could be tried.
+is returned at once. Each retry must be granted by ``ex.policy.may_retry`` when that is set.
+A target that cannot serve the request at all (an operation or a parameter its API lacks) is
+skipped; its 400 reaches the client only when no target could be tried.
 Streams are only retried before their first event reaches the client, which holds here because
 ``forward`` returns as soon as the upstream answered with headers.
 """
@@ -14,7 +15,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from onyproxy import translate
+from onyproxy import provider_features, translate
 from onyproxy.errors import GatewayError
 from onyproxy.exchange import Attempt
 from onyproxy.logs import log_crash
@@ -31,6 +32,11 @@ async def forward(gw: Gateway, ex: Exchange, ctx: translate.Context) -> Reply:
     """Send the exchange upstream; return the first successful reply (in its provider shape)."""
     last: UpstreamError | None = None
     refusal: GatewayError | None = None
+    allowed = _allowed_features(gw, ex)
+    # What the client asked for, named as it sent it: refused whichever target would serve it.
+    provider_features.refuse_unallowed(ex.body, ex.shape, allowed, ex.model)
+    for target in ex.targets:  # every target: the answer must not depend on which one serves
+        gw.adapters[target.provider].refuse_headers(ex)
     for target in ex.targets:
         adapter = gw.adapters[target.provider]
         try:
@@ -40,6 +46,9 @@ async def forward(gw: Gateway, ex: Exchange, ctx: translate.Context) -> Reply:
         except GatewayError as err:
             refusal = refusal or err  # another target may well be able to serve it
             continue
+        # Translation must never be a way around the operator's allow list.
+        provider_features.refuse_unallowed(body, shape, allowed, ex.model)
+        body = provider_features.restricted(body, shape, allowed)
         outcome = await _try_target(ex, target, adapter, shape, body)
         if isinstance(outcome, Reply):
             return outcome
@@ -50,6 +59,11 @@ async def forward(gw: Gateway, ex: Exchange, ctx: translate.Context) -> Reply:
         raise refusal
     raise GatewayError(503, "api_error", f"The model '{ex.model}' has no target available.",
                        code="no_target_available")
+
+
+def _allowed_features(gw: Gateway, ex: Exchange) -> tuple[str, ...]:
+    model = gw.config.models.get(ex.model)
+    return tuple(model.allow) if model is not None else ()
 
 
 async def _try_target(ex: Exchange, target: TargetConfig, adapter: Adapter, shape: str,
@@ -69,6 +83,8 @@ async def _try_target(ex: Exchange, target: TargetConfig, adapter: Adapter, shap
         delay = backoff(ex.policy, tries, last.retry_after_s)
         if tries == ex.policy.retries or delay is None:
             break
+        if ex.policy.may_retry is not None and not ex.policy.may_retry(target):
+            break  # no retry budget left, or the target's circuit opened: fall over instead
         await asyncio.sleep(delay)
     return last
 

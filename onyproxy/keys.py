@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from onyproxy.accounts import ValidationError, normalize_budget, normalize_regions
+from onyproxy.key_bounds import bound_by
 from onyproxy.storage.base import Account, ApiKey, NotFoundError, Store, new_id, to_utc, utcnow
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ __all__ = [
     "key_opens",
     "looks_like_key",
     "reinstate_key",
+    "revoke_created_by",
     "revoke_key",
     "rotate_key",
     "verify_key",
@@ -154,6 +156,12 @@ def _models(value: Iterable[str] | None) -> list[str] | None:
     return names
 
 
+def _flag(name: str, value: bool) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(name, "must be true or false")
+    return value
+
+
 def _name(value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("name", "is required")
@@ -187,11 +195,16 @@ async def create_key(
     models: Iterable[str] | None = None,
     expires_at: datetime | None = None,
     regions: str | list[str] | None = None,
+    owner: bool = False,
+    creator: ApiKey | None = None,
 ) -> IssuedKey:
     """Issue a key for an account; the secret is in the result and nowhere else.
 
-    Limits left ``None`` fall back to the gateway's defaults. An unknown account raises
-    :class:`NotFoundError`, a deleted one :class:`ValidationError` on ``account_id``.
+    Limits left ``None`` fall back to the gateway's defaults, or with a ``creator`` (the key
+    whose dashboard session asks) to the creator's limits, which the new key may not exceed
+    (:func:`onyproxy.key_bounds.bound_by`). ``owner`` keys may manage the account in the
+    dashboard. An unknown account raises :class:`NotFoundError`, a deleted one
+    :class:`ValidationError` on ``account_id``.
     """
     now = utcnow()
     record = ApiKey(
@@ -199,8 +212,12 @@ async def create_key(
         created_at=now, expires_at=_expiry(expires_at, now), rpm=_limit("rpm", rpm),
         tpm=_limit("tpm", tpm), concurrent=_limit("concurrent", concurrent),
         budget_usd=normalize_budget(budget_usd), models=_models(models),
-        regions=normalize_regions(regions),
+        regions=normalize_regions(regions), owner=_flag("owner", owner),
     )
+    if creator is not None:
+        if creator.account_id != account_id:
+            raise ValidationError("account_id", "a key can only create keys of its own account")
+        record = bound_by(record, creator)
     _pepper_bytes(pepper)
     account = await store.get_account(account_id)
     if account is None:
@@ -218,8 +235,8 @@ async def _issue(store: Store, record: ApiKey, pepper: str | bytes) -> IssuedKey
 
 
 async def rotate_key(store: Store, key_id: str, *, pepper: str | bytes) -> IssuedKey:
-    """Replace a key: a new secret with the same name, limits, models and expiry; the old key
-    is revoked once the new one is stored."""
+    """Replace a key: a new secret with the same name, limits, models, expiry, owner flag and
+    creator; the old key is revoked once the new one is stored."""
     _pepper_bytes(pepper)
     old = await store.get_key(key_id)
     if old is None:
@@ -239,6 +256,7 @@ async def rotate_key(store: Store, key_id: str, *, pepper: str | bytes) -> Issue
         concurrent=old.concurrent, budget_usd=old.budget_usd,
         models=list(old.models) if old.models is not None else None,
         regions=list(old.regions) if old.regions is not None else None,
+        owner=old.owner, created_by=old.created_by,
     )
     issued = await _issue(store, record, pepper)
     await store.revoke_key(key_id)
@@ -252,5 +270,22 @@ async def reinstate_key(store: Store, key_id: str) -> ApiKey:
 
 
 async def revoke_key(store: Store, key_id: str) -> ApiKey:
-    """Revoke a key for good (idempotent); an unknown key raises :class:`NotFoundError`."""
+    """Revoke a key for good (idempotent); an unknown key raises :class:`NotFoundError`.
+    Callers then revoke what it created: :func:`revoke_created_by`."""
     return await store.revoke_key(key_id)
+
+
+async def revoke_created_by(store: Store, key: ApiKey) -> list[ApiKey]:
+    """Revoke the keys created in ``key``'s dashboard sessions, and theirs, that are not
+    revoked yet; the ones this call revoked (each to be audited by the caller). A key someone
+    took over cannot leave keys behind that outlive its revocation."""
+    keys = await store.list_keys(key.account_id)
+    revoked: list[ApiKey] = []
+    parents = {key.id}
+    while children := [k for k in keys if k.created_by in parents and not k.revoked
+                       and k.id not in parents]:
+        for child in children:
+            revoked.append(await store.revoke_key(child.id))
+            child.revoked = True
+        parents |= {c.id for c in children}
+    return revoked

@@ -11,7 +11,7 @@ from onyproxy.dashboard import add_dashboard
 from onyproxy.metrics.view import metrics_view
 from onyproxy.proxy import handle
 from onyproxy.surfaces import anthropic, gemini, openai, responses
-from onyproxy.surfaces.models import list_models
+from onyproxy.surfaces.models import list_models, retrieve_model
 from onyproxy.surfaces.ops import healthz, readyz
 
 
@@ -24,6 +24,7 @@ def add_routes(app: web.Application) -> None:
     for path in gemini.PATHS:
         app.router.add_post(path, gemini.dispatch)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", retrieve_model)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

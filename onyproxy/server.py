@@ -15,6 +15,7 @@ from aiohttp import web
 from onyproxy.app import create_app
 from onyproxy.config.model import GatewayConfig, TLSConfig
 from onyproxy.connection_guard import GuardedSite, connection_limits
+from onyproxy.errors import StartupError
 from onyproxy.metrics import multiprocess
 from onyproxy.storage import StorageError
 
@@ -24,10 +25,6 @@ log = logging.getLogger("onyproxy.server")
 # A worker that cannot start (database unreachable, port taken) exits with this status, and the
 # supervisor stops rather than restarting it in a loop.
 EXIT_STARTUP_FAILED = 3
-
-
-class StartupError(Exception):
-    """The gateway cannot start; the message says why, for a person to read."""
 
 
 def serve(config: GatewayConfig) -> None:
@@ -63,7 +60,7 @@ async def _serve_forever(config: GatewayConfig, reuse_port: bool) -> None:
                            ssl_context=tls_context(server.tls) if server.tls else None,
                            backlog=1024)
         await site.start()
-    except (StorageError, OSError, ssl.SSLError) as exc:
+    except (StorageError, OSError, ssl.SSLError, StartupError) as exc:
         await runner.cleanup()
         raise StartupError(_startup_problem(config, exc)) from None
     scheme = "https" if server.tls else "http"
@@ -80,6 +77,8 @@ async def _serve_forever(config: GatewayConfig, reuse_port: bool) -> None:
 
 
 def _startup_problem(config: GatewayConfig, exc: Exception) -> str:
+    if isinstance(exc, StartupError):  # raised by a part that says itself what failed
+        return str(exc)
     if isinstance(exc, StorageError):
         return f"storage ({_redacted(config.storage.url)}): {exc}"
     if isinstance(exc, ssl.SSLError | FileNotFoundError) and config.server.tls:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,7 @@ from onyproxy.accounts import create_account
 from onyproxy.app import create_app
 from onyproxy.appkeys import GATEWAY
 from onyproxy.config import parse_config
+from onyproxy.dashboard.session import CLOCK
 from onyproxy.gateway import Gateway
 from onyproxy.keys import create_key
 from onyproxy.storage import Account
@@ -51,10 +54,19 @@ class Dashboard:
     def gw(self) -> Gateway:
         return self.client.app[GATEWAY]
 
-    async def person(self, email: str = "ayse@example.com", role: str = "user") -> Person:
+    async def person(self, email: str = "ayse@example.com", role: str = "user",
+                     owner: bool = True, **limits: Any) -> Person:
+        """A new account and its key ``laptop`` (an owner key unless ``owner=False``)."""
         account = await create_account(self.gw.store, email=email, name="Ayşe Demir", role=role)
-        issued = await create_key(self.gw.store, account.id, pepper=PEPPER, name="laptop")
+        issued = await create_key(self.gw.store, account.id, pepper=PEPPER, name="laptop",
+                                  owner=owner, **limits)
         return Person(account, issued.secret, issued.record.id)
+
+    async def key(self, person: Person, owner: bool = False, **limits: Any) -> tuple[str, str]:
+        """Another key of ``person``'s account: (secret, key id)."""
+        issued = await create_key(self.gw.store, person.account.id, pepper=PEPPER,
+                                  owner=owner, **limits)
+        return issued.secret, issued.record.id
 
     async def csrf(self, path: str = "/ui/signin") -> str:
         """The form token on ``path`` (GET), for this client's session."""
@@ -81,8 +93,23 @@ def csrf_in(html: str) -> str:
     return match.group(1)
 
 
-async def open_dashboard(aiohttp_client, tmp_path, **sections: Any) -> Dashboard:
-    return Dashboard(await aiohttp_client(create_app(dashboard_config(tmp_path, **sections))))
+async def open_dashboard(aiohttp_client, tmp_path, *, clock: Callable[[], float] | None = None,
+                         **sections: Any) -> Dashboard:
+    """A gateway with the dashboard; ``clock`` replaces the wall clock its sessions check."""
+    app = create_app(dashboard_config(tmp_path, **sections))
+    if clock is not None:
+        app[CLOCK] = clock
+    return Dashboard(await aiohttp_client(app))
+
+
+class ManualClock:
+    """A clock the test moves: starts at the wall clock's now (so real tokens and keys fit)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def set_cookies(response) -> dict[str, Any]:

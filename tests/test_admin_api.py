@@ -135,6 +135,39 @@ async def test_sign_in_failures(api, credential, status, says):
     assert response_headers["x-request-id"]
 
 
+@pytest.mark.parametrize("security, claims, status, says", [
+    ({}, {"exp": int(time.time()) + 86400 + 600}, 401, "jwt_max_lifetime_s"),
+    ({"jwt_max_lifetime_s": 300}, {"iat": int(time.time()), "exp": int(time.time()) + 301}, 401,
+     "jwt_max_lifetime_s"),
+    ({"jwt_max_lifetime_s": 300}, {"iat": int(time.time()), "exp": int(time.time()) + 300}, 200,
+     None),
+    ({"jwt_issuer": "https://sso.example.com"}, {}, 401, "'iss'"),
+    ({"jwt_issuer": "https://sso.example.com"}, {"iss": "https://other.example"}, 401, "'iss'"),
+    ({"jwt_issuer": "https://sso.example.com"}, {"iss": "https://sso.example.com"}, 200, None),
+    ({"jwt_audience": "onyproxy"}, {}, 401, "'aud'"),
+    ({"jwt_audience": "onyproxy"}, {"aud": "grafana"}, 401, "'aud'"),
+    ({"jwt_audience": "onyproxy"}, {"aud": ["grafana", "onyproxy"]}, 200, None),
+])
+async def test_admin_jwts_are_bounded_in_lifetime_and_bound_to_issuer_and_audience(
+        gateway, tmp_path, security, claims, status, says):
+    server = await gateway({"security": {"key_pepper": PEPPER, "jwt_secret": JWT_SECRET,
+                                         **security},
+                            "storage": {"url": f"sqlite:///{tmp_path}/onyproxy.db"}})
+    async with aiohttp.ClientSession() as session:
+        api = Api(str(server.make_url("")).rstrip("/"), server, session)
+        got, body, _ = await api.call("GET", "/admin/accounts",
+                                      headers={"authorization": f"Bearer {token(claims)}"})
+    assert got == status, body
+    if says is not None:
+        assert says in body["error"]["message"]
+
+
+def test_the_jwt_settings_are_checked_at_start():
+    from onyproxy.config import ConfigError, parse_config
+    with pytest.raises(ConfigError, match=r"security\.jwt_max_lifetime_s"):
+        parse_config("security: {jwt_max_lifetime_s: 0}\n", "gateway.yaml", {})
+
+
 async def test_failed_admin_sign_ins_are_counted(api):
     for credential in (unsigned_token(), "ony-" + "Q" * 40, token({"role": "user"})):
         await api.call("GET", "/admin/accounts", headers={"authorization": f"Bearer {credential}"})
@@ -165,7 +198,7 @@ async def test_failed_admin_sign_ins_count_toward_the_api_block(gateway, tmp_pat
 async def test_an_admin_key_signs_in_and_a_user_key_is_refused(api):
     admin = await create_account(api.store, email="root@example.com", name="Root",
                                  role="admin")
-    admin_key = await create_key(api.store, admin.id, pepper=PEPPER)
+    admin_key = await create_key(api.store, admin.id, pepper=PEPPER, owner=True)
     user = await new_account(api)
     user_key = await create_key(api.store, user["id"], pepper=PEPPER)
     status, listed, _ = await api.call("GET", "/admin/accounts",
@@ -179,6 +212,16 @@ async def test_an_admin_key_signs_in_and_a_user_key_is_refused(api):
     status, _, _ = await api.call("GET", "/admin/accounts",
                                   headers={"x-api-key": admin_key.secret})
     assert status == 401  # no cache in front of admin keys: revoked is revoked at once
+
+
+async def test_an_admin_accounts_key_without_the_owner_role_is_refused(api):
+    admin = await create_account(api.store, email="root@example.com", name="Root",
+                                 role="admin")
+    limited = await create_key(api.store, admin.id, pepper=PEPPER, models=["mock-small"])
+    status, body, _ = await api.call("POST", "/admin/keys", {"account": admin.id},
+                                     headers={"x-api-key": limited.secret})
+    assert status == 403 and body["error"]["code"] == "not_owner"
+    assert [k.id for k in await api.store.list_keys(admin.id)] == [limited.record.id]
 
 
 # -- accounts --------------------------------------------------------------------------------
@@ -281,8 +324,40 @@ async def test_key_lifecycle(api):
                            ("key.revoke", rotated["id"])]
 
 
+async def test_the_admin_api_creates_owner_keys_and_shows_the_flag(api):
+    account = await new_account(api)
+    status, owner, _ = await api.call("POST", "/admin/keys", {"account": account["id"],
+                                                              "owner": True})
+    assert status == 201 and owner["owner"] is True and owner["created_by"] is None
+    status, plain, _ = await api.call("POST", "/admin/keys", {"account": account["id"]})
+    assert status == 201 and plain["owner"] is False
+    listed = (await api.call("GET", f"/admin/keys?account={account['id']}"))[1]["data"]
+    assert {k["id"]: k["owner"] for k in listed} == {owner["id"]: True, plain["id"]: False}
+    assert (await api.call("GET", f"/admin/keys/{owner['id']}"))[1]["owner"] is True
+    rotated = (await api.call("POST", f"/admin/keys/{owner['id']}/rotate"))[1]
+    assert rotated["owner"] is True
+
+
+async def test_revoking_a_key_revokes_the_keys_created_in_its_dashboard_sessions(api):
+    account = await new_account(api)
+    status, owner, _ = await api.call("POST", "/admin/keys", {"account": account["id"],
+                                                              "owner": True})
+    parent = await api.store.get_key(owner["id"])
+    child = await create_key(api.store, account["id"], pepper=PEPPER, creator=parent)
+    assert await api.chat(child.secret) == 200
+    status, revoked, _ = await api.call("POST", f"/admin/keys/{owner['id']}/revoke")
+    assert status == 200 and revoked["revoked"]
+    shown = (await api.call("GET", f"/admin/keys/{child.record.id}"))[1]
+    assert shown["revoked"] and shown["created_by"] == owner["id"]
+    assert await api.chat(child.secret) == 401
+    actions = [(e.action, e.target) for e in await api.store.list_audit(
+        actor="jwt:ops@example.com")]
+    assert actions[-2:] == [("key.revoke", owner["id"]), ("key.revoke", child.record.id)]
+
+
 @pytest.mark.parametrize("body, status, param", [
     ({}, 400, "account"),
+    ({"account": "ada@example.com", "owner": "yes"}, 400, "owner"),
     ({"account": "nobody@example.com"}, 404, None),
     ({"account": "ada@example.com", "rpm": "fast"}, 400, "rpm"),
     ({"account": "ada@example.com", "rpm": 0}, 400, "rpm"),

@@ -91,7 +91,8 @@ def seed(gateway: GatewayProcess, email: str, role: str = "user") -> tuple[str, 
         store = await open_store(f"sqlite:///{gateway.config_path.parent}/onyproxy.db")
         try:
             account = await create_account(store, email=email, name="Ayşe Demir", role=role)
-            issued = await create_key(store, account.id, pepper=PEPPER, name="laptop")
+            issued = await create_key(store, account.id, pepper=PEPPER, name="laptop",
+                                      owner=True)
             await store.insert_usage_events([
                 UsageEvent(request_id=f"req_{account.id}_{day}_{model}", account_id=account.id,
                            key_id=issued.record.id, model=model, provider="mock",

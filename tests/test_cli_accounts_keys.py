@@ -18,6 +18,7 @@ import yaml
 from serve_process import GatewayProcess, post_json
 from storage.conftest import mongo_url  # noqa: F401 (the session's SecantusDB)
 
+from onyproxy.keys import create_key
 from onyproxy.storage import open_store
 
 pytestmark = pytest.mark.slow
@@ -180,6 +181,36 @@ def test_quickstart_prints_a_working_key_once_per_run(tmp_path):
     finally:
         gateway.stop()
     assert_unrecoverable(keys, tmp_path)
+
+
+def test_owner_keys_come_from_owner_and_quickstart_and_show_in_listings(config):
+    cli(config, "accounts", "create", "--email", "ada@example.com", "--name", "Ada")
+    owner = cli_json(config, "keys", "create", "--account", "ada@example.com", "--owner")
+    plain = cli_json(config, "keys", "create", "--account", "ada@example.com")
+    assert (owner["owner"], plain["owner"]) == (True, False)
+    told = cli(config, "keys", "create", "--account", "ada@example.com", "--owner").stderr
+    assert "; owner" in told
+    quick = cli_json(config, "quickstart", "--email", "ada@example.com")
+    assert quick["owner"] is True and quick["name"] == "quickstart"
+    listed = {k["id"]: k["owner"] for k in cli_json(config, "keys", "list")}
+    assert (listed[owner["id"]], listed[plain["id"]], listed[quick["id"]]) == (True, False, True)
+    table = cli(config, "keys", "list").stdout
+    assert "ROLE" in table and table.count("owner") == 3
+    assert cli_json(config, "keys", "rotate", owner["id"])["owner"] is True
+    asyncio.run(create_child(config, quick["id"]))
+    told = cli(config, "keys", "revoke", quick["id"]).stderr
+    assert "and 1 key(s) created with it" in told
+    assert all(k["revoked"] for k in cli_json(config, "keys", "list")
+               if k["created_by"] == quick["id"])
+
+
+async def create_child(config: Path, parent_id: str) -> None:
+    """A key made from ``parent_id``'s dashboard session (the dashboard's own call)."""
+    url = yaml.safe_load(config.read_text())["storage"]["url"]
+    async with await open_store(url) as store:
+        parent = await store.get_key(parent_id)
+        pepper = (config.parent / "data" / "key_pepper").read_text().strip()
+        await create_key(store, parent.account_id, pepper=pepper, creator=parent)
 
 
 def test_quickstart_refuses_mongodb(tmp_path):

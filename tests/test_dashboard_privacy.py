@@ -114,7 +114,8 @@ async def test_erasure_erases_revokes_and_signs_out(aiohttp_client, tmp_path):
     person = await ui.person()
     await ui.sign_in(person.secret)
     response = await ui.post("/ui/privacy/erase", {"understand": "on",
-                                                   "confirm_email": "Ayse@Example.com"})
+                                                   "confirm_email": "Ayse@Example.com",
+                                                   "confirm_key": person.secret})
     assert response.status == 200
     assert "erased" in await response.text()
     assert set_cookies(response)[SESSION].value == ""
@@ -123,6 +124,22 @@ async def test_erasure_erases_revokes_and_signs_out(aiohttp_client, tmp_path):
     assert (await ui.gw.store.get_key(person.key_id)).revoked
     audit = await ui.gw.store.list_audit(target=person.account.id)
     assert "subject.erase" in [e.action for e in audit]
+
+
+async def test_erasure_asks_for_an_owner_key_of_the_account_again(aiohttp_client, tmp_path):
+    ui = await open_dashboard(aiohttp_client, tmp_path)
+    person = await ui.person()
+    other_owner = await ui.person("bob@example.com")
+    plain, _ = await ui.key(person)
+    await ui.sign_in(person.secret)
+    confirm = {"understand": "on", "confirm_email": "ayse@example.com"}
+    for again in ("", "ony-" + "Q" * 40, plain, other_owner.secret):
+        response = await ui.post("/ui/privacy/erase", {**confirm, "confirm_key": again})
+        assert response.status in (400, 403)
+        assert "owner API key" in await response.text()
+    assert (await ui.gw.store.get_account(person.account.id)).status == "active"
+    assert not (await ui.gw.store.get_key(person.key_id)).revoked
+    assert (await ui.client.get("/ui/usage", allow_redirects=False)).status == 200
 
 
 async def test_accepting_the_policy_in_force_is_recorded(aiohttp_client, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 
 import jwt
@@ -9,6 +10,7 @@ import pytest
 from dashboard_fixtures import (
     JWT_SECRET,
     PEPPER,
+    ManualClock,
     csrf_in,
     dashboard_config,
     open_dashboard,
@@ -291,3 +293,77 @@ async def test_failed_sign_ins_count_toward_the_same_block_as_the_api(aiohttp_cl
                                      "messages": [{"role": "user", "content": "hi"}]})
     assert api.status == 429  # the same address, blocked on the API as well
     assert (await ui.sign_in(person.secret)).status == 303  # a valid key still signs in
+
+
+# admin sign-in (JWT sessions) and signing out ------------------------------------------------
+async def test_a_copied_session_cookie_stops_working_after_sign_out(aiohttp_client, tmp_path):
+    ui = await open_dashboard(aiohttp_client, tmp_path)
+    person = await ui.person()
+    copied = set_cookies(await ui.sign_in(person.secret))[COOKIE].value
+    await ui.post("/ui/signout", token_from="/ui/usage")
+    ui.client.session.cookie_jar.clear()
+    replayed = await ui.client.get("/ui/usage", cookies={COOKIE: copied},
+                                   allow_redirects=False)
+    assert replayed.status == 303 and replayed.headers["Location"].startswith("/ui/signin")
+    other_worker = await aiohttp_client(create_app(dashboard_config(tmp_path)))
+    elsewhere = await other_worker.get("/ui/usage", cookies={COOKIE: copied},
+                                       allow_redirects=False)
+    assert elsewhere.status == 303  # the record is in the shared store, not in a process
+    fresh = set_cookies(await ui.sign_in(person.secret))[COOKIE].value
+    assert (await ui.client.get("/ui/usage", cookies={COOKIE: fresh},
+                                allow_redirects=False)).status == 200
+
+
+async def test_a_jwt_session_ends_at_the_tokens_exp(aiohttp_client, tmp_path):
+    clock = ManualClock()
+    ui = await open_dashboard(aiohttp_client, tmp_path, clock=clock)
+    await ui.sign_in(admin_token(exp=int(clock.now) + 120))
+    clock.now += 110
+    assert (await ui.client.get("/ui/admin/accounts", allow_redirects=False)).status == 200
+    clock.now += 11
+    assert (await ui.client.get("/ui/admin/accounts", allow_redirects=False)).status == 303
+
+
+async def test_changing_the_jwt_secret_ends_jwt_sessions(aiohttp_client, tmp_path):
+    ui = await open_dashboard(aiohttp_client, tmp_path)
+    cookie = set_cookies(await ui.sign_in(admin_token()))[COOKIE].value
+    assert (await ui.client.get("/ui/admin/accounts", allow_redirects=False)).status == 200
+    rotated = dashboard_config(tmp_path, security={"key_pepper": PEPPER,
+                                                   "jwt_secret": "another-jwt-secret-" + "x" * 32})
+    restarted = await aiohttp_client(create_app(rotated))
+    page = await restarted.get("/ui/admin/accounts", cookies={COOKIE: cookie},
+                               allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"].startswith("/ui/signin")
+    same = await aiohttp_client(create_app(dashboard_config(tmp_path)))
+    assert (await same.get("/ui/admin/accounts", cookies={COOKIE: cookie},
+                           allow_redirects=False)).status == 200
+
+
+@pytest.mark.parametrize(("claims", "security", "message"), [
+    ({"exp": int(time.time()) + 86400 + 600}, {}, "jwt_max_lifetime_s"),
+    ({"iat": int(time.time()) - 60, "exp": int(time.time()) + 3600}, {"jwt_max_lifetime_s": 600},
+     "jwt_max_lifetime_s"),
+    ({}, {"jwt_issuer": "https://sso.example.com"}, "'iss'"),
+    ({"iss": "https://evil.example"}, {"jwt_issuer": "https://sso.example.com"}, "'iss'"),
+    ({}, {"jwt_audience": "onyproxy-admin"}, "'aud'"),
+    ({"aud": "another-app"}, {"jwt_audience": "onyproxy-admin"}, "'aud'"),
+])
+async def test_dashboard_jwt_sign_in_checks_lifetime_issuer_and_audience(
+        aiohttp_client, tmp_path, claims, security, message):
+    ui = await open_dashboard(aiohttp_client, tmp_path, security={
+        "key_pepper": PEPPER, "jwt_secret": JWT_SECRET, **security})
+    response = await ui.sign_in(admin_token(**claims))
+    assert response.status == 401
+    assert message in html.unescape(await response.text())
+    assert COOKIE not in set_cookies(response) or not set_cookies(response)[COOKIE].value
+
+
+async def test_a_jwt_with_the_configured_issuer_and_audience_signs_in(aiohttp_client,
+                                                                       tmp_path):
+    ui = await open_dashboard(aiohttp_client, tmp_path, security={
+        "key_pepper": PEPPER, "jwt_secret": JWT_SECRET, "jwt_issuer": "https://sso.example.com",
+        "jwt_audience": "onyproxy-admin", "jwt_max_lifetime_s": 3600})
+    token = admin_token(iss="https://sso.example.com", aud=["onyproxy-admin", "other"],
+                        iat=int(time.time()), exp=int(time.time()) + 3600)
+    assert (await ui.sign_in(token)).status == 303
+    assert (await ui.client.get("/ui/admin/accounts")).status == 200

@@ -20,6 +20,7 @@ from onyproxy.keys import (
     hash_key,
     key_is_usable,
     looks_like_key,
+    revoke_created_by,
     revoke_key,
     rotate_key,
     verify_key,
@@ -201,3 +202,90 @@ async def test_rotate_issues_a_new_secret_with_the_same_settings_and_revokes_the
     assert caught.value.field == "key_id"
     with pytest.raises(NotFoundError):
         await rotate_key(store, "key_missing", pepper=PEPPER)
+
+
+# keys created from a dashboard session ---------------------------------------------------
+@pytest.fixture
+async def narrow(store: Store, owner: Account) -> ApiKey:
+    """An owner key with every limit: what a session opened with it may hand on."""
+    issued = await create_key(store, owner.id, pepper=PEPPER, name="narrow", owner=True,
+                              rpm=10, tpm=1000, concurrent=2, budget_usd="5.00",
+                              models=["mock-small", "mock-large"], regions="tr,eu",
+                              expires_at=datetime.now(UTC) + timedelta(days=30))
+    return issued.record
+
+
+async def test_a_key_created_by_another_takes_its_limits_where_it_sets_none(
+        store: Store, owner: Account, narrow: ApiKey) -> None:
+    child = (await create_key(store, owner.id, pepper=PEPPER, name="ci", creator=narrow,
+                              expires_at=narrow.expires_at)).record
+    assert (child.rpm, child.tpm, child.concurrent, child.budget_usd) == (
+        10, 1000, 2, Decimal("5.00"))
+    assert (child.models, child.regions) == (["mock-small", "mock-large"], ["tr", "eu"])
+    assert (child.created_by, child.owner) == (narrow.id, False)
+    assert await store.get_key(child.id) == child
+
+
+async def test_a_key_created_by_another_may_narrow_its_limits(
+        store: Store, owner: Account, narrow: ApiKey) -> None:
+    soon = narrow.expires_at - timedelta(days=1)
+    child = (await create_key(store, owner.id, pepper=PEPPER, creator=narrow, rpm=5,
+                              budget_usd="1", models=["mock-small"], regions=["tr"],
+                              expires_at=soon)).record
+    assert (child.rpm, child.budget_usd, child.models, child.regions, child.expires_at) == (
+        5, Decimal("1"), ["mock-small"], ["tr"], soon)
+
+
+@pytest.mark.parametrize(("limits", "field"), [
+    ({"rpm": 11}, "rpm"), ({"tpm": 1001}, "tpm"), ({"concurrent": 3}, "concurrent"),
+    ({"budget_usd": "5.01"}, "budget_usd"), ({"models": ["mock-small", "gpt-4o"]}, "models"),
+    ({"regions": "tr,us"}, "regions")])
+async def test_a_key_created_by_another_never_exceeds_its_limits(
+        store: Store, owner: Account, narrow: ApiKey, limits: dict, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await create_key(store, owner.id, pepper=PEPPER, creator=narrow,
+                         expires_at=narrow.expires_at, **limits)
+    assert caught.value.field == field
+    assert [k.id for k in await store.list_keys(owner.id)] == [narrow.id]
+
+
+async def test_a_key_created_by_an_expiring_key_expires_no_later(
+        store: Store, owner: Account, narrow: ApiKey) -> None:
+    for expiry in (None, narrow.expires_at + timedelta(seconds=1)):
+        with pytest.raises(ValidationError) as caught:
+            await create_key(store, owner.id, pepper=PEPPER, creator=narrow, expires_at=expiry)
+        assert caught.value.field == "expires_at"
+    assert len(await store.list_keys(owner.id)) == 1
+
+
+async def test_a_key_cannot_create_keys_for_another_account(
+        store: Store, narrow: ApiKey) -> None:
+    other = await create_account(store, email="bob@example.com", name="Bob")
+    with pytest.raises(ValidationError):
+        await create_key(store, other.id, pepper=PEPPER, creator=narrow,
+                         expires_at=narrow.expires_at)
+
+
+async def test_rotation_keeps_the_owner_flag_and_the_creator(
+        store: Store, owner: Account, narrow: ApiKey) -> None:
+    child = (await create_key(store, owner.id, pepper=PEPPER, creator=narrow,
+                              expires_at=narrow.expires_at)).record
+    assert (await rotate_key(store, narrow.id, pepper=PEPPER)).record.owner is True
+    rotated = (await rotate_key(store, child.id, pepper=PEPPER)).record
+    assert (rotated.owner, rotated.created_by) == (False, narrow.id)
+
+
+async def test_revoking_a_key_revokes_the_keys_created_with_it_and_theirs(
+        store: Store, owner: Account, narrow: ApiKey) -> None:
+    later = narrow.expires_at
+    child = (await create_key(store, owner.id, pepper=PEPPER, creator=narrow,
+                              expires_at=later)).record
+    grandchild = (await create_key(store, owner.id, pepper=PEPPER, creator=child,
+                                   expires_at=later)).record
+    unrelated = (await create_key(store, owner.id, pepper=PEPPER)).record
+    revoked = await revoke_key(store, narrow.id)
+    assert {k.id for k in await revoke_created_by(store, revoked)} == {child.id, grandchild.id}
+    for made in (narrow, child, grandchild):
+        assert (await store.get_key(made.id)).revoked
+    assert not (await store.get_key(unrelated.id)).revoked
+    assert await revoke_created_by(store, revoked) == []  # nothing left to revoke

@@ -15,7 +15,7 @@ from onyproxy.config.errors import ConfigError
 from onyproxy.config.model import PriceConfig, TargetConfig
 from onyproxy.exchange import Usage
 from plugins.metering.config import MeteringConfig, spool_root
-from plugins.metering.cost import Prices, cost_of
+from plugins.metering.cost import Prices, cost_of, unpriced_tools
 
 CATALOG = load_catalog(SHIPPED_PATH)
 
@@ -95,3 +95,31 @@ def test_catalog_from_memory_resolves_aliases_without_shadowing_names():
     b = ModelInfo(provider="openai", price=PriceConfig(Decimal(2), None, Decimal(2)))
     catalog = Catalog({"a": a, "b": b})
     assert catalog.find("b") is b
+
+
+def test_provider_run_tool_uses_are_priced_per_use_by_provider_type(tmp_path):
+    config = make_config({
+        "providers": {"claude": {"type": "anthropic", "base_url": "http://x.test"}},
+        "models": {"c": {"targets": [{"provider": "claude", "model": "claude-sonnet-4-5"}]}}},
+        tmp_path=tmp_path)
+    price = Prices(config, CATALOG).price("claude", "claude-sonnet-4-5")
+    assert price is not None and price.per_use["web_search"] == Decimal("0.01")
+    usage = Usage(prompt_tokens=1000, completion_tokens=100,
+                  server_tool_uses={"web_search": 7, "web_fetch": 2})
+    tokens = Decimal(1000) * price.input / 1_000_000 + Decimal(100) * price.output / 1_000_000
+    assert cost_of(usage, price) == tokens + Decimal("0.07")
+    assert unpriced_tools(usage, price) == []
+    assert unpriced_tools(Usage(server_tool_uses={"code_execution": 1}), price) == \
+        ["code_execution"]
+
+
+def test_broken_per_use_prices_stop_the_start_naming_the_key(tmp_path):
+    path = tmp_path / "models.yaml"
+    path.write_text("models: {}\nserver_tools:\n  anthropic: {web_serch: 0.01, web_fetch: -1}\n"
+                    "  nobody: {web_search: 1}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_catalog(path)
+    text = "\n".join(raised.value.problems)
+    assert "server_tools.anthropic.web_serch: unknown feature" in text
+    assert "server_tools.anthropic.web_fetch: expected zero or more" in text
+    assert "server_tools.nobody: unknown provider type" in text

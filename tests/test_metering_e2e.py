@@ -46,7 +46,9 @@ def metering_config(openai_url: str, anthropic_url: str, gemini_url: str) -> dic
         "models": {"via-openai": target("up", "gpt-4o-mini"),
                    "via-claude": target("claude", "claude-sonnet-4-5"),
                    "via-gemini": target("gem", "gemini-2.5-flash"),
-                   "via-mock": target("mock", "mock-small")},
+                   "via-mock": target("mock", "mock-small"),
+                   "via-claude-search": {**target("claude", "claude-sonnet-4-5"),
+                                         "allow": ["web_search"]}},
         "pipeline": [{"name": "routing", "retries": 0, "timeout_s": 5},
                      {"name": "metering", "flush_interval_s": 0.05}],
     }
@@ -135,3 +137,21 @@ async def test_a_client_leaving_mid_stream_is_metered_as_partial(metered):
     assert event.flags == ["partial", "estimated"] and event.status == 200
     assert 0 < event.output_tokens < 25 and event.input_tokens > 0
     assert event.cost_usd > 0 and event.billable
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_provider_run_web_searches_are_counted_and_priced_per_use(metered, stream):
+    server, _ = metered
+    path, body = call("anthropic", "via-claude-search", stream)
+    body["messages"][0]["content"] = "search twice: " + ASK
+    body["tools"] = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]
+    async with aiohttp.ClientSession() as session, \
+            session.post(server.make_url(path), json=body) as resp:
+        text = await resp.text()
+        assert resp.status == 200, text
+    prompt, completion = client_usage("anthropic", stream, text)
+    (event,) = await wait_for_events(server.app[GATEWAY], 1)
+    assert event.server_tool_uses == {"web_search": 2}
+    # Tokens at the target's price, and each search at the catalog's $10 per 1000.
+    tokens = (prompt * Decimal("2.5") + completion * 10) / 1_000_000
+    assert event.cost_usd == tokens + 2 * Decimal("0.01") and event.flags == []

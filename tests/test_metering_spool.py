@@ -185,7 +185,7 @@ async def test_writer_starts_a_new_segment_past_the_size_limit(tmp_path: Path) -
     assert [decode(r).request_id for r in batch.records] == [f"r{n}" for n in range(20)]
 
 
-async def test_records_the_disk_refuses_are_kept_and_written_when_it_takes_them(
+async def test_records_the_disk_refuses_are_kept_and_appended_once_when_it_takes_them(
         tmp_path: Path, monkeypatch) -> None:
     writer = SpoolWriter(own_dir(tmp_path), segment_bytes=1 << 20)
     writer.start()
@@ -197,13 +197,17 @@ async def test_records_the_disk_refuses_are_kept_and_written_when_it_takes_them(
 
     assert writer.write(payload(0))
     monkeypatch.setattr(os, "write", disk_full)
-    assert not writer.write(payload(1)) and not writer.write(payload(2))
+    assert not writer.write(payload(1))
+    assert not writer.write(payload(2))  # waits behind r1, in order
+    writer.retry()  # still full: nothing more lands, nothing torn stays
     monkeypatch.setattr(os, "write", real_write)
-    assert writer.write(payload(3))  # the kept ones go first, in order
+    assert not writer.write(payload(3))  # the kept ones go first: it waits too
+    writer.retry()
+    assert writer.backlog == 0 and writer.appended == 4
     await writer.close()
     batch = writer.directory.read((1, 0), 100)
     assert [decode(r).request_id for r in batch.records] == ["r0", "r1", "r2", "r3"]
-    assert batch.skipped == 2 and writer.appended == 4  # the torn pieces, skipped
+    assert batch.skipped == 0  # the pieces the full disk took were cut off again
 
 
 async def test_flusher_writes_every_record_once_across_an_outage(tmp_path: Path) -> None:

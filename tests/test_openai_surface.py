@@ -83,6 +83,16 @@ async def test_models_lists_configured_names(gateway, fake_openai):
     assert models == ["gpt-test", "mock-small"]
 
 
+async def test_a_model_is_retrieved_in_the_spec_shape_or_is_a_404(gateway):
+    server = await gateway()
+    async with sdk(server) as client:
+        model = await client.models.retrieve("mock-small")
+        with pytest.raises(openai.NotFoundError) as caught:
+            await client.models.retrieve("gpt-nope")
+    validate_openai("Model", model.model_dump())
+    assert model.id == "mock-small" and caught.value.code == "model_not_found"
+
+
 async def test_unknown_model_is_404_naming_it(gateway):
     server = await gateway()
     async with sdk(server) as client:

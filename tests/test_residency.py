@@ -142,3 +142,27 @@ async def test_account_regions_apply_to_all_its_keys(served) -> None:
     await update_account(store, account.id, regions="eu")
     status, _, body = await chat(session, key.secret)
     assert status == 403 and "(none)" in body["error"]["message"]
+
+
+async def models_seen(session, secret: str, path: str = "/v1/models"):
+    async with session.get(path, headers={"authorization": f"Bearer {secret}"}) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_a_limited_key_lists_and_retrieves_the_models_it_may_use(served) -> None:
+    session, store = served
+    account = await create_account(store, email="ayse@example.com", name="Ayşe")
+    free = await create_key(store, account.id, pepper=PEPPER, name="free")
+    local = await create_key(store, account.id, pepper=PEPPER, name="tr", regions="tr")
+    picked = await create_key(store, account.id, pepper=PEPPER, models=["us-only"])
+    listed = {s: [m["id"] for m in (await models_seen(session, s))[1]["data"]]
+              for s in (free.secret, local.secret, picked.secret)}
+    assert listed == {free.secret: ["mock-small", "unplaced", "us-only"],
+                      local.secret: ["mock-small"], picked.secret: ["us-only"]}
+    status, model = await models_seen(session, local.secret, "/v1/models/mock-small")
+    assert status == 200 and model["id"] == "mock-small" and model["object"] == "model"
+    for secret, name in ((local.secret, "us-only"), (picked.secret, "mock-small"),
+                         (free.secret, "no-such-model")):
+        status, body = await models_seen(session, secret, f"/v1/models/{name}")
+        assert status == 404 and body["error"]["code"] == "model_not_found"
+    assert (await models_seen(session, "ony-" + "x" * 40, "/v1/models/mock-small"))[0] == 401

@@ -114,9 +114,11 @@ async def served(gateway, upstream):
     server = await gateway({
         "providers": {"oa": {"type": "openai", "base_url": base_url, "api_key": "sk-oa"},
                       "mock": {"type": "mock"}},
-        "models": {"gpt-r": {"targets": [{"provider": "oa", "model": "gpt-4.1-mini"}]},
+        "models": {"gpt-r": {"targets": [{"provider": "oa", "model": "gpt-4.1-mini"}],
+                             "allow": ["web_search", "store"]},
                    "mixed": {"targets": [{"provider": "mock", "model": "echo"},
-                                         {"provider": "oa", "model": "gpt-4.1-mini"}]}},
+                                         {"provider": "oa", "model": "gpt-4.1-mini"}],
+                             "allow": ["web_search"]}},
         "pipeline": [{"name": "routing", "retries": 0, "timeout_s": 5},
                      {"name": "test_responses_passthrough:UsageRecorder"}],
     })
@@ -181,3 +183,22 @@ def test_read_usage_understands_responses_bodies_and_stream_events():
     adapter.read_usage("openai-responses", stream_events("m")[0], from_created)
     assert from_body == from_event == Usage(36, 87, 12, 5, reported=True)
     assert from_created == Usage()  # response.created carries "usage": null
+
+
+def test_web_and_file_search_calls_of_a_response_are_counted_for_per_use_pricing():
+    adapter = OpenAIAdapter.__new__(OpenAIAdapter)
+    searched = response_object("m")
+    searched["output"] = [
+        {"type": "web_search_call", "id": "ws_1", "status": "completed",
+         "action": {"type": "search", "query": "galata tower height"}},
+        {"type": "web_search_call", "id": "ws_2", "status": "completed",
+         "action": {"type": "open_page", "url": "https://example.com/"}},
+        {"type": "file_search_call", "id": "fs_1", "status": "completed",
+         "queries": ["height"], "results": None},
+        *searched["output"]]
+    from_body, from_event = Usage(), Usage()
+    adapter.read_usage("openai-responses", searched, from_body)
+    adapter.read_usage("openai-responses", {"type": "response.completed",
+                                            "response": searched}, from_event)
+    assert from_body.server_tool_uses == from_event.server_tool_uses == {
+        "web_search": 2, "file_search": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from fakes.openai_upstream import Behaviour, FakeOpenAI, start_fake_openai
+from prometheus_client.parser import text_string_to_metric_families
 
 from onyproxy.appkeys import GATEWAY
 
@@ -177,3 +179,72 @@ async def stream(server) -> tuple[list[str], Any]:
         resp = await http.post(server.make_url(CHAT), json={**BODY, "stream": True})
         lines = [line.decode().strip() async for line in resp.content]
     return [line[6:] for line in lines if line.startswith("data: ")], resp.headers
+
+
+OUTAGE = {"retries": 2, "backoff_s": 0.01,
+          "circuit": {"failures": 5, "window_s": 30, "cooldown_s": 30}}
+
+
+async def burst(server, count: int, path: str = CHAT, body=BODY) -> list[tuple[int, dict, Any]]:
+    """``count`` concurrent calls."""
+    async with aiohttp.ClientSession() as http:
+        async def one():
+            resp = await http.post(server.make_url(path), json=body)
+            return resp.status, await resp.json(), resp.headers
+        return await asyncio.gather(*[one() for _ in range(count)])
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == name
+               and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+async def test_an_outage_does_not_multiply_the_upstream_load(gateway, a, b):
+    server = await gateway(routed(a, b, **OUTAGE))
+    routing = server.app[GATEWAY].pipeline.get("routing")
+    routing.breaker.clock = routing.budget.clock = ManualClock()
+    a.default = b.default = Behaviour.error(503)
+    answers = await burst(server, 50)
+    assert {status for status, _, _ in answers} <= {502, 503}
+    # One try per call at each target, plus at most the budget's retries (20 % of 50 calls);
+    # without the budget it is three tries per call at each target (300 calls in all).
+    assert 50 <= len(a.requests) <= 60 and len(b.requests) <= 60
+    assert routing.circuit_states() == {"a/gpt-4o-mini": "open", "b/gpt-4o-mini": "open"}
+
+    seen = len(a.requests), len(b.requests)
+    answers += await burst(server, 50)
+    assert (len(a.requests), len(b.requests)) == seen  # every call shed, nothing sent
+    shed = [(body, headers) for status, body, headers in answers if status == 503]
+    assert len(shed) >= 50
+    assert all(body["error"]["code"] == "circuit_open" and headers["retry-after"] == "30"
+               for body, headers in shed)
+
+    async with aiohttp.ClientSession() as http:
+        scraped = await (await http.get(server.make_url("/metrics"))).text()
+    assert metric(scraped, "onyproxy_circuit_shed_total", model="m") == len(shed)
+    refused = metric(scraped, "onyproxy_retries_refused_total", provider="a")
+    assert refused >= 100 - len(a.requests)  # every call that got no retry at a was refused
+
+
+async def test_one_trial_per_target_per_cooldown_while_the_rest_is_shed(gateway, a, b):
+    server = await gateway(routed(a, b, **OUTAGE))
+    routing = server.app[GATEWAY].pipeline.get("routing")
+    routing.breaker.clock = routing.budget.clock = clock = ManualClock()
+    a.default = b.default = Behaviour.error(503)
+    await burst(server, 20)
+    seen = len(a.requests), len(b.requests)
+    clock.now += 30
+    answers = await burst(server, 30)
+    # The first caller holds both trials: a fails (its circuit reopens, so no retry), then b.
+    assert (len(a.requests), len(b.requests)) == (seen[0] + 1, seen[1] + 1)
+    assert sorted(status for status, _, _ in answers) == [502] + [503] * 29
+    clock.now += 29
+    status, body, headers = (await burst(server, 1, "/v1/messages", {
+        **BODY, "max_tokens": 50}))[0]
+    assert status == 503 and headers["retry-after"] == "1"
+    assert body["type"] == "error" and body["error"]["type"] == "overloaded_error"
+    a.default = b.default = Behaviour()
+    clock.now += 1
+    assert (await post(server))[2]["x-onyproxy-provider"] == "a"  # the trial closes it
+    assert routing.circuit_states()["a/gpt-4o-mini"] == "closed"

@@ -123,3 +123,56 @@ async def test_error_event_inside_a_stream_ends_it_as_an_error(gateway, fake_ope
     data = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
     assert "error" in data[-1] and "'up'" in data[-1]["error"]["message"]
     assert data[-1]["error"]["code"] == "upstream_stream_error"
+
+
+OPERATOR_KEY = "sk-up-operator-" + "K3y" * 12  # not OpenAI-shaped past its prefix
+
+
+async def test_a_4xx_echoing_the_provider_key_reaches_the_client_without_it(gateway,
+                                                                            fake_openai):
+    provider = openai_provider(fake_openai)
+    provider["providers"]["up"]["api_key"] = OPERATOR_KEY
+    provider["providers"]["up"]["headers"] = {"x-org-token": "org-secret-0123456789"}
+    server = await gateway(provider)
+    other = "sk-ant-api03-" + "z" * 40
+    fake_openai.script(Behaviour.error(
+        400, f"Bad request from key {OPERATOR_KEY} (Authorization: Bearer {OPERATOR_KEY}), "
+             f"org org-secret-0123456789, also saw {other} and "
+             "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefgh",
+        code=OPERATOR_KEY[:60], param=f"key={OPERATOR_KEY}"))
+    status, body, _ = await post(server)
+    text = json.dumps(body)
+    assert status == 400 and body["error"]["message"].startswith("Bad request from key ***")
+    for secret in (OPERATOR_KEY, OPERATOR_KEY[:60], "org-secret-0123456789", other[13:],
+                   "eyJzdWIiOiIxMjM0NTY3ODkwIn0"):
+        assert secret not in text
+    assert body["error"]["code"] is None and body["error"]["param"] is None
+
+
+async def test_anthropic_4xx_echoing_the_key_is_scrubbed_in_anthropics_shape(gateway,
+                                                                             aiohttp_server):
+    from fakes.anthropic_upstream import start_fake_anthropic
+    from fakes.control import root_url
+
+    upstream, control = await start_fake_anthropic(aiohttp_server)
+    key = "sk-ant-api03-" + "Q" * 90 + "-AA"
+    server = await gateway({
+        "providers": {"claude": {"type": "anthropic", "base_url": root_url(upstream),
+                                 "api_key": key}},
+        "models": {"c": {"targets": [{"provider": "claude", "model": "claude-sonnet-4-5"}]}}})
+    control.fail(400, f"x-api-key {key} may not use this model")
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(server.make_url("/v1/messages"), json={
+            "model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+        body = await resp.json()
+    assert resp.status == 400 and body["type"] == "error"
+    assert key not in json.dumps(body) and "Q" * 20 not in json.dumps(body)
+    assert body["error"]["message"].endswith("may not use this model")
+
+
+async def test_a_lone_call_keeps_its_retries_under_the_retry_budget(gateway, fake_openai):
+    server = await gateway({**openai_provider(fake_openai), "pipeline": [
+        {"name": "routing", "retries": 2, "backoff_s": 0.01, "timeout_s": 5}]})
+    fake_openai.script(Behaviour.error(503), Behaviour.error(500))
+    status, _, _ = await post(server)
+    assert status == 200 and len(fake_openai.requests) == 3

@@ -4,9 +4,11 @@ that creates or rotates it; no other answer, log line or record holds it.
 - ``GET /admin/keys?account=ID_OR_EMAIL&include_revoked=true`` → ``{"data": [key, ...]}``
   (every account's keys without ``account``)
 - ``POST /admin/keys`` ``{account, name, rpm, tpm, concurrent, budget_usd, models,
-  expires_at, regions}`` → 201 key with ``"key"``
+  expires_at, regions, owner}`` → 201 key with ``"key"`` (``owner: true``: its dashboard
+  session may manage the account; see docs/dashboard.md)
 - ``GET /admin/keys/{id}`` → key
-- ``POST /admin/keys/{id}/revoke`` → the key, revoked (idempotent)
+- ``POST /admin/keys/{id}/revoke`` → the key, revoked (idempotent), with the keys created in
+  its dashboard sessions
 - ``POST /admin/keys/{id}/rotate`` → 201 the new key with ``"key"``; the old one is revoked
 - ``POST /admin/keys/{id}/reinstate`` → the key, its suspension lifted (idempotent)
 """
@@ -18,11 +20,11 @@ from aiohttp import web
 from onyproxy.accounts import get_account
 from onyproxy.admin.api import AdminCall, AdminRouter, bad_request, reply
 from onyproxy.admin.records import issued_record, key_record, parse_expiry, suspension_details
-from onyproxy.keys import create_key, reinstate_key, revoke_key, rotate_key
+from onyproxy.keys import create_key, reinstate_key, revoke_created_by, revoke_key, rotate_key
 from onyproxy.storage import ApiKey, NotFoundError
 
 FIELDS = ("account", "name", "rpm", "tpm", "concurrent", "budget_usd", "models", "expires_at",
-          "regions")
+          "regions", "owner")
 PAGE = 500
 
 
@@ -59,7 +61,8 @@ async def create(call: AdminCall) -> web.Response:
         del body["name"]
     issued = await create_key(call.store, account.id, pepper=call.pepper,
                               expires_at=expires_at, **body)
-    await call.audit("key.create", issued.record.id, account_id=account.id)
+    await call.audit("key.create", issued.record.id, account_id=account.id,
+                     owner=issued.record.owner)
     return reply(issued_record(issued), status=201)
 
 
@@ -70,6 +73,9 @@ async def show(call: AdminCall) -> web.Response:
 async def revoke(call: AdminCall) -> web.Response:
     key = await revoke_key(call.store, (await _key(call)).id)
     await call.audit("key.revoke", key.id, account_id=key.account_id)
+    for child in await revoke_created_by(call.store, key):
+        await call.audit("key.revoke", child.id, account_id=child.account_id,
+                         created_by=child.created_by)
     call.forget_keys()
     return reply(key_record(key))
 

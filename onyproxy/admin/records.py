@@ -71,6 +71,8 @@ def key_record(key: ApiKey) -> dict[str, Any]:
         "suspended_at": timestamp(key.suspended_at),
         "suspended_by": key.suspended_by,
         "suspended_reason": key.suspended_reason,
+        "owner": key.owner,
+        "created_by": key.created_by,
     }
 
 

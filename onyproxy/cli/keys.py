@@ -31,6 +31,7 @@ from onyproxy.keys import (
     create_key,
     key_is_usable,
     reinstate_key,
+    revoke_created_by,
     revoke_key,
     rotate_key,
 )
@@ -56,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="only providers in these regions, e.g. tr,eu")
     create.add_argument("--expires", metavar="DATE",
                         help="YYYY-MM-DD (stops working at 00:00 UTC that day) or ISO 8601")
+    create.add_argument("--owner", action="store_true",
+                        help="its dashboard session may create and revoke keys, change the "
+                             "account and erase it (other keys' sessions are read-only)")
     create.add_argument("--json", action="store_true", help="print JSON (secret under 'key')")
     create.set_defaults(func=lambda a: run_on_store(a, _create(a)))
 
@@ -88,8 +92,9 @@ def _create(args: argparse.Namespace):
             store, account.id, pepper=config.security.key_pepper, name=args.name,
             rpm=args.rpm, tpm=args.tpm, concurrent=args.concurrent, budget_usd=args.budget_usd,
             models=parse_models(args.models), expires_at=parse_expiry(args.expires, "expires"),
-            regions=args.regions)
-        await audit(store, "key.create", issued.record.id, account_id=account.id)
+            regions=args.regions, owner=args.owner)
+        await audit(store, "key.create", issued.record.id, account_id=account.id,
+                    owner=args.owner)
         show_issued(issued, account, args.json, "Created")
         return 0
     return work
@@ -110,9 +115,11 @@ def _list(args: argparse.Namespace):
         if args.json:
             print_json([key_record(k) for k in keys])
             return 0
-        print_table(("ID", "PREFIX", "NAME", "ACCOUNT", "STATUS", "LAST USED", "EXPIRES"),
-                    [(k.id, k.prefix + "…", k.name, emails[k.account_id], key_status(k),
-                      _day(k.last_used_at), _day(k.expires_at)) for k in keys])
+        print_table(("ID", "PREFIX", "NAME", "ACCOUNT", "ROLE", "STATUS", "LAST USED",
+                     "EXPIRES"),
+                    [(k.id, k.prefix + "…", k.name, emails[k.account_id],
+                      "owner" if k.owner else "-", key_status(k), _day(k.last_used_at),
+                      _day(k.expires_at)) for k in keys])
         return 0
     return work
 
@@ -122,10 +129,16 @@ def _revoke(args: argparse.Namespace):
         key = await _existing(store, args.key_id)
         key = await revoke_key(store, key.id)
         await audit(store, "key.revoke", key.id, account_id=key.account_id)
+        created = await revoke_created_by(store, key)
+        for child in created:
+            await audit(store, "key.revoke", child.id, account_id=child.account_id,
+                        created_by=child.created_by)
         if args.json:
             print_json(key_record(key))
         else:
-            note(f"Revoked key {key.id} ({key.prefix}…); gateways refuse it within seconds.")
+            also = f" and {len(created)} key(s) created with it" if created else ""
+            note(f"Revoked key {key.id} ({key.prefix}…){also}; gateways refuse it within "
+                 f"seconds.")
         return 0
     return work
 
@@ -166,8 +179,9 @@ def show_issued(issued: IssuedKey, account: Account, as_json: bool, verb: str) -
         print_json(issued_record(issued))
         return
     record = issued.record
-    limits = [f"{name} {value}" for name in ("rpm", "tpm", "concurrent", "budget_usd")
-              if (value := getattr(record, name)) is not None]
+    limits = ["owner"] if record.owner else []
+    limits += [f"{name} {value}" for name in ("rpm", "tpm", "concurrent", "budget_usd")
+               if (value := getattr(record, name)) is not None]
     if record.models is not None:
         limits.append(f"models {','.join(record.models)}")
     if record.regions is not None:

@@ -2,7 +2,8 @@
 
 Only for the embedded SQLite store, where the one running this owns the gateway: it makes the
 account (``you@example.com`` unless ``--email``) if it is missing, issues a new key named
-``quickstart`` and prints its secret once, alone on stdout::
+``quickstart`` (an owner key: it manages the account in the dashboard) and prints its secret
+once, alone on stdout::
 
     export ONYPROXY_KEY=$(onyproxy quickstart)
 
@@ -53,10 +54,11 @@ def _quickstart(args: argparse.Namespace):
             note(f"Created the local account {account.email} ({account.id}).")
         elif account.status != "active":
             fail(f"the account {account.email} is {account.status}; use another --email")
+        # The one running quickstart owns the local gateway: its key manages the account.
         issued = await create_key(store, account.id, pepper=config.security.key_pepper,
-                                  name="quickstart")
+                                  name="quickstart", owner=True)
         await audit(store, "key.create", issued.record.id, account_id=account.id,
-                    via="quickstart")
+                    via="quickstart", owner=True)
         show_issued(issued, account, args.json, "Created")
         if not args.json:
             note("Use it as 'Authorization: Bearer <key>' (any OpenAI, Anthropic or Gemini "

@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from onyproxy.provider_features import check_feature_names
+
 
 def _between(low: float, high: float):
     def check(value: float) -> str | None:
@@ -84,6 +86,11 @@ class SecurityConfig:
 
     key_pepper: str = field(default="", metadata={"doc": "HMAC pepper for stored API keys"})
     jwt_secret: str = field(default="", metadata={"doc": "HS256 secret for admin JWTs"})
+    jwt_max_lifetime_s: int = field(default=86400, metadata={
+        "doc": "longest an admin JWT may live: exp - iat (or exp - now without iat)",
+        "check": _between(60, 31_536_000)})
+    jwt_issuer: str = field(default="", metadata={"doc": "when set, admin JWTs need this iss"})
+    jwt_audience: str = field(default="", metadata={"doc": "when set, admin JWTs need this aud"})
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,9 @@ class ProviderConfig:
     headers: dict[str, str] = field(default_factory=dict)
     timeout_s: float | None = field(default=None, metadata={"check": _positive})
     max_connections: int = field(default=256, metadata={"check": _between(1, 100000)})
+    allowed_betas: list[str] = field(default_factory=list, metadata={
+        "doc": "anthropic-beta values an Anthropic client may pass on to this provider; any "
+               "other value is refused with a 400 naming it"})
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,11 @@ class ModelConfig:
     targets: list[TargetConfig]
     strategy: Literal["fallback", "round_robin", "weighted", "least_latency"] = "fallback"
     description: str = ""
+    allow: list[str] = field(default_factory=list, metadata={
+        "check": check_feature_names,
+        "doc": "provider features clients may turn on for this model (web_search, store, "
+               "service_tier ...; see onyproxy.provider_features.FEATURES); all are off by "
+               "default"})
 
 
 @dataclass(frozen=True)

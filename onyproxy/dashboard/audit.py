@@ -1,4 +1,5 @@
-"""Dashboard writes in the audit log, and telling this worker's auth cache about key changes."""
+"""Dashboard writes in the audit log, revoking a key with what it created, and telling this
+worker's auth cache about key changes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from onyproxy.dashboard.pages import gateway, viewer_of
-from onyproxy.keys import forget_cached_keys
-from onyproxy.storage import AuditEntry
+from onyproxy.keys import forget_cached_keys, revoke_created_by, revoke_key
+from onyproxy.storage import ApiKey, AuditEntry
 
 
 async def audit(request: web.Request, action: str, target: str | None, **details: Any) -> None:
@@ -23,3 +24,14 @@ async def audit(request: web.Request, action: str, target: str | None, **details
 def forget_keys(request: web.Request) -> None:
     """Let this worker's auth plugin drop cached keys at once (others within its TTL)."""
     forget_cached_keys(gateway(request))
+
+
+async def revoke_with_created(request: web.Request, key: ApiKey) -> None:
+    """Revoke ``key`` and the keys created in its sessions, each audited; forget them here."""
+    db = gateway(request).store
+    await revoke_key(db, key.id)
+    await audit(request, "key.revoke", key.id, account_id=key.account_id)
+    for child in await revoke_created_by(db, key):
+        await audit(request, "key.revoke", child.id, account_id=child.account_id,
+                    created_by=child.created_by)
+    forget_keys(request)

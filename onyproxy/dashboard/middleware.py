@@ -3,11 +3,14 @@
 It runs inside the gateway's own middleware (which adds ``x-request-id``) for every path under
 ``/ui/``. A POST must carry the form token of its session (see
 :mod:`onyproxy.dashboard.session`) and, when the browser sends ``Origin``, come from this
-host; otherwise it is refused with 403 before any view runs.
+host; otherwise it is refused with 403 before any view runs. A read-only session (a key
+without the owner role, see :mod:`onyproxy.dashboard.signin`) may POST only to sign in or out
+and to set its cookie choices: any other POST is a 403 whatever the view's own guard says.
 """
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -15,7 +18,14 @@ from aiohttp import web
 from onyproxy.appkeys import GATEWAY
 from onyproxy.config.model import GatewayConfig
 from onyproxy.dashboard.pages import CSRF_BASIS, SIGNER, VIEWER, is_api, json_error, render
-from onyproxy.dashboard.session import ANON_COOKIE, COOKIE, Signer, derive_secret, new_anon_basis
+from onyproxy.dashboard.session import (
+    ANON_COOKIE,
+    CLOCK,
+    COOKIE,
+    Signer,
+    derive_secret,
+    new_anon_basis,
+)
 from onyproxy.dashboard.signin import current_viewer
 from onyproxy.logs import log_crash
 from onyproxy.storage import NotFoundError, StorageError
@@ -35,10 +45,16 @@ CSRF_MESSAGE = ("This form has expired or was sent from another site. Go back, r
                 "page and try again.")
 
 
-def signer_for(config: GatewayConfig) -> Signer:
+#: What a read-only session may still POST: signing in again, signing out, its cookie choices.
+READ_ONLY_POSTS = frozenset({"/ui/signout", "/ui/consent", "/ui/signin"})
+READ_ONLY_MESSAGE = ("This key's dashboard session is read-only: only an owner key may create "
+                     "or revoke keys, change the account or erase it.")
+
+
+def signer_for(config: GatewayConfig, clock=time.time) -> Signer:
     server = config.server
     return Signer(derive_secret(config.security.key_pepper),
-                  secure=server.tls is not None or server.behind_https_proxy)
+                  secure=server.tls is not None or server.behind_https_proxy, clock=clock)
 
 
 @web.middleware
@@ -68,9 +84,10 @@ async def dashboard_middleware(request: web.Request, handler) -> web.StreamRespo
 
 async def _serve(request: web.Request, handler) -> web.StreamResponse:
     gw = request.config_dict[GATEWAY]
-    signer = request[SIGNER] = signer_for(gw.config)
+    signer = request[SIGNER] = signer_for(gw.config, request.config_dict.get(CLOCK, time.time))
     session = signer.decode(request.cookies.get(COOKIE))
-    viewer = request[VIEWER] = await current_viewer(session, gw.store)
+    viewer = request[VIEWER] = await current_viewer(session, gw.store, gw.config.security,
+                                                    signer.now())
     anon = request.cookies.get(ANON_COOKIE)
     fresh_anon = viewer is None and not anon
     if viewer is not None:
@@ -79,6 +96,9 @@ async def _serve(request: web.Request, handler) -> web.StreamResponse:
         request[CSRF_BASIS] = anon = anon or new_anon_basis()
     if request.method == "POST" and not await _csrf_ok(request, signer):
         response: web.StreamResponse = _error(request, 403, CSRF_MESSAGE)
+    elif request.method == "POST" and viewer is not None and not viewer.can_write \
+            and request.path not in READ_ONLY_POSTS:
+        response = _error(request, 403, READ_ONLY_MESSAGE)
     else:
         response = await handler(request)
     if request.cookies.get(COOKIE) and viewer is None and not _signed_in_now(response):

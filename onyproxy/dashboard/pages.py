@@ -2,7 +2,8 @@
 
 A view is ``async def view(request) -> web.StreamResponse`` wrapped in :func:`page` with what
 it needs: ``"viewer"`` (anyone signed in), ``"account"`` (signed in with an API key, so there
-is an account to show), ``"admin"``, or ``None`` (public). A guard that fails sends a page to
+is an account to show), ``"owner"`` (signed in with an owner key: may manage the account),
+``"admin"``, or ``None`` (public). A guard that fails sends a page to
 the sign-in form and a JSON view (``/ui/api/...``) a 401/403 JSON error.
 """
 
@@ -28,7 +29,7 @@ SIGNER: web.RequestKey[Signer] = web.RequestKey("dashboard_signer", Signer)
 VIEWER: web.RequestKey[Any] = web.RequestKey("dashboard_viewer", object)
 CSRF_BASIS: web.RequestKey[str] = web.RequestKey("dashboard_csrf_basis", str)
 
-Need = Literal["viewer", "account", "admin"] | None
+Need = Literal["viewer", "account", "owner", "admin"] | None
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -54,9 +55,12 @@ def _refusal(request: web.Request, need: Need) -> web.StreamResponse | None:
         return redirect(f"/ui/signin?next={quote(request.path_qs, safe='/')}")
     if need == "admin" and not viewer.is_admin:
         return _forbidden(request, "This page is for administrators.")
-    if need == "account" and viewer.account is None:
+    if need in ("account", "owner") and viewer.account is None:
         return _forbidden(request, "Sign in with an API key to see your account's pages; an "
                                    "admin token opens the admin pages only.")
+    if need == "owner" and not viewer.owner:
+        return _forbidden(request, "This page is for the account's owner key; the key you "
+                                   "signed in with may see only its own usage.")
     return None
 
 
@@ -76,6 +80,14 @@ def account_id(request: web.Request) -> str:
     viewer = viewer_of(request)
     assert viewer is not None and viewer.account is not None
     return viewer.account.id
+
+
+def own_key_only(request: web.Request) -> str | None:
+    """The key whose figures a read-only session may see, or ``None`` for the whole account
+    (an owner key's session)."""
+    viewer = viewer_of(request)
+    assert viewer is not None
+    return None if viewer.owner else viewer.session.key_id
 
 
 def gateway(request: web.Request) -> Gateway:

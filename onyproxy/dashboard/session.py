@@ -1,4 +1,4 @@
-"""Dashboard sessions and CSRF tokens: signed cookies, no server-side session table.
+"""Dashboard sessions and CSRF tokens: signed cookies, and a server-side list of ended ones.
 
 A session is a small JSON payload (random session id, who signed in and how, expiry) in the
 ``onyproxy_session`` cookie, followed by its HMAC-SHA256. The signing secret is derived from
@@ -9,11 +9,16 @@ nothing is kept in memory. The cookie is HttpOnly, SameSite=Lax, limited to ``/u
 when ``server.tls`` is set, and lives :data:`LIFETIME_S` (the payload's own expiry is checked
 too, so a replayed old cookie does not outlive it).
 
-Signed cookies cannot be revoked one by one: signing out deletes the cookie in the browser,
-but a copy taken earlier stays valid until it expires, unless what it was issued for goes
-away. Every request therefore re-reads the API key a session was opened with and its account:
-revoking the key, suspending or deleting the account, or taking the admin role away ends the
-session at once (see :mod:`onyproxy.dashboard.signin`). Changing the pepper ends them all.
+A signed cookie cannot be taken back by itself, so every request also checks the server:
+signing out records the session id in the store until the session would have expired
+(:meth:`~onyproxy.storage.security.SecurityStore.revoke_session`), so a copy of the cookie
+stops working on every worker and gateway sharing the database. Every request re-reads the API
+key a session was opened with and its account: revoking, suspending or expiring the key,
+suspending or deleting the account, or taking the admin role away ends the session at once
+(see :mod:`onyproxy.dashboard.signin`). A session opened with an admin JWT ends at the token's
+``exp`` and carries a fingerprint of ``security.jwt_secret``, so changing that secret ends it.
+Changing the pepper ends them all. The clock (:data:`CLOCK` on the application, the wall clock
+by default) is the one every expiry is checked against.
 
 CSRF: each form carries a token that is the HMAC of the session id (before sign-in: of a random
 ``onyproxy_csrf`` cookie), so a token is useless with another session and cannot be forged
@@ -39,6 +44,7 @@ ANON_COOKIE = "onyproxy_csrf"
 PATH = "/ui"
 LIFETIME_S = 8 * 3600
 _LABEL = b"onyproxy/dashboard/session/v1"
+_FINGERPRINT = b"onyproxy/dashboard/jwt-secret/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,15 @@ class Session:
     expires: int
     account_id: str | None = None
     key_id: str | None = None
+    fingerprint: str | None = None  # of the jwt_secret a JWT session was opened under
+
+
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("dashboard_clock")
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, one-way mark of a secret: equal marks mean the secret has not changed."""
+    return _b64(hmac.new(secret.encode(), _FINGERPRINT, hashlib.sha256).digest()[:12])
 
 
 def derive_secret(pepper: str) -> bytes:
@@ -70,16 +85,22 @@ class Signer:
         self.secure = secure
         self._clock = clock
 
+    def now(self) -> float:
+        """The time every expiry is checked against (seconds since the epoch)."""
+        return self._clock()
+
     def new_session(self, via: Literal["key", "jwt"], actor: str, *,
                     account_id: str | None = None, key_id: str | None = None,
-                    not_after: float | None = None) -> Session:
+                    not_after: float | None = None,
+                    fingerprint: str | None = None) -> Session:
         """A fresh session (new id) lasting :data:`LIFETIME_S`, or less when ``not_after``
         (e.g. a JWT's ``exp``) comes first."""
         expires = self._clock() + LIFETIME_S
         if not_after is not None:
             expires = min(expires, not_after)
         return Session(sid=secrets.token_urlsafe(18), via=via, actor=actor,
-                       expires=int(expires), account_id=account_id, key_id=key_id)
+                       expires=int(expires), account_id=account_id, key_id=key_id,
+                       fingerprint=fingerprint)
 
     def encode(self, session: Session) -> str:
         payload = _b64(orjson.dumps(asdict(session)))

@@ -1,4 +1,4 @@
-"""The signed-in account's usage over the last N days, as the usage page shows it.
+"""The signed-in account's (or key's) usage over the last N days, as the usage page shows it.
 
 The figures are :func:`onyproxy.billing.usage_report` rows (the same the CLI and the admin API
 show: exact decimal sums from the database); this module only fills the days without traffic
@@ -30,15 +30,16 @@ class UsageView:
 
 
 async def account_usage(store: Store, account_id: str, days: int,
-                        now: datetime | None = None) -> UsageView:
-    """Report rows per day and per model for ``days`` days up to today (UTC)."""
+                        now: datetime | None = None, key_id: str | None = None) -> UsageView:
+    """Report rows per day and per model for ``days`` days up to today (UTC): the account's,
+    or with ``key_id`` only that key's."""
     now = now or utcnow()
     since = datetime.combine((now - timedelta(days=days - 1)).date(), time(), now.tzinfo)
     by_day = {row["day"]: row for row in await usage_report(
-        store, ReportQuery(by="day", account_id=account_id, since=since))}
+        store, ReportQuery(by="day", account_id=account_id, key_id=key_id, since=since))}
     daily = [by_day.get(day) or _zero(day) for day in _dates(since, days)]
     models = await usage_report(store, ReportQuery(by="model", account_id=account_id,
-                                                   since=since))
+                                                   key_id=key_id, since=since))
     models.sort(key=lambda r: (-Decimal(r["cost_usd"]), -r["requests"], r["model"] or ""))
     return UsageView(daily, models, report_total(daily), since)
 

@@ -36,6 +36,10 @@ The API plugins call (``self.gateway.metrics``; may be ``None`` in hand-built te
 - ``ratelimited(scope)`` — a refusal that is not the answer of an exchange;
 - ``security_event(kind)`` — the security plugin raised an event (``usage_spike`` |
   ``many_ips`` | ``auth_failures``): ``onyproxy_security_events_total{kind}``;
+- ``circuit_shed(model)`` — a call answered 503 at once, every target's circuit being open:
+  ``onyproxy_circuit_shed_total{model}``;
+- ``retry_refused(provider, reason)`` — a retry not granted (``budget`` | ``circuit_open``):
+  ``onyproxy_retries_refused_total{provider,reason}``;
 - ``circuit(provider, model, state)`` — a breaker changed (``closed`` | ``half_open`` |
   ``open``). The routing plugin need not call it: its ``circuit_states()`` (a mapping
   ``"provider/model" -> state``) is read before every scrape and after failed attempts.

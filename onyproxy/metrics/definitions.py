@@ -45,6 +45,8 @@ class Families:
     fallbacks: Counter
     ratelimit_backend_failures: Counter
     security_events: Counter
+    circuit_shed: Counter
+    retries_refused: Counter
 
 
 def define(registry: CollectorRegistry) -> Families:
@@ -104,6 +106,14 @@ def define(registry: CollectorRegistry) -> Families:
             "onyproxy_security_events", "Security events raised by the security plugin, by "
             "detector: usage_spike, many_ips, auth_failures (each event once per incident, "
             "after its cooldown).", ["kind"], registry=registry),
+        circuit_shed=Counter(
+            "onyproxy_circuit_shed", "Client calls answered 503 at once because the circuit "
+            "of every target of their model was open.", ["model"], registry=registry),
+        retries_refused=Counter(
+            "onyproxy_retries_refused", "Retries the forwarder wanted but was refused, by "
+            "provider and reason: budget (the retry budget of the target is spent) or "
+            "circuit_open (the target's circuit opened).", ["provider", "reason"],
+            registry=registry),
     )
 
 

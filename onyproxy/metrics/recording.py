@@ -27,6 +27,7 @@ NONE = "none"  # no provider: the request ended before any upstream was tried
 SCOPES = frozenset({"key", "account", "model", "key_model", "ip", "global", UNKNOWN})
 AUTH_SURFACES = frozenset({"openai", "anthropic", "gemini", "admin", "ui"})
 SECURITY_KINDS = frozenset({"usage_spike", "many_ips", "auth_failures"})
+RETRY_REFUSALS = frozenset({"budget", "circuit_open"})
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _TOKEN_TYPES = (("prompt", "prompt_tokens"), ("completion", "completion_tokens"),
                 ("cached", "cached_tokens"), ("reasoning", "reasoning_tokens"))
@@ -90,6 +91,16 @@ class Metrics:
     def spool_flush_error(self) -> None:
         """A batch of spooled records could not be written to the database."""
         self.families.spool_flush_errors.inc()
+
+    def circuit_shed(self, model: str) -> None:
+        """A call answered 503 at once: every target of ``model`` had its circuit open."""
+        model = model if model in self._models else UNKNOWN
+        self._child(self.families.circuit_shed, model).inc()
+
+    def retry_refused(self, provider: str, reason: str) -> None:
+        """A retry at ``provider`` was refused: ``budget`` | ``circuit_open``."""
+        self._child(self.families.retries_refused, provider,
+                    _bounded(reason, RETRY_REFUSALS)).inc()
 
     def circuit(self, provider: str, model: str, state: str) -> None:
         """A target's breaker state: ``closed`` | ``half_open`` | ``open``."""

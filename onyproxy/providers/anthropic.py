@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from onyproxy.errors import GatewayError
 from onyproxy.providers.base import Adapter, Reply, UpstreamError
 from onyproxy.providers.http import post
 
@@ -58,14 +59,26 @@ class AnthropicAdapter(Adapter):
 
     def headers(self, ex: Exchange, target: TargetConfig) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION, **self.config.headers, **target.headers}
-        beta = ex.headers.get("anthropic-beta") if ex.headers is not None else None
-        if beta and ex.shape == "anthropic":
+        betas = client_betas(ex)
+        if betas:
             # An Anthropic client's beta opt-ins reach Anthropic unchanged (same shape: the
-            # answer is relayed as is, so nothing downstream has to understand the feature).
-            headers["anthropic-beta"] = beta
+            # answer is relayed as is, so nothing downstream has to understand the feature);
+            # refuse_headers has made sure the operator allowed each one.
+            headers["anthropic-beta"] = ",".join(betas)
         if self.config.api_key:
             headers["x-api-key"] = self.config.api_key
         return headers
+
+    def refuse_headers(self, ex: Exchange) -> None:
+        """A beta can switch on paid or third-party features (MCP servers, code execution,
+        1M context ...): each value must be in ``providers.<name>.allowed_betas``."""
+        for beta in client_betas(ex):
+            if beta not in self.config.allowed_betas:
+                raise GatewayError(
+                    400, "invalid_request_error",
+                    f"The anthropic-beta value '{beta[:64]}' is not allowed on this gateway "
+                    f"for the provider '{self.name}'.", param="anthropic-beta",
+                    code="beta_not_allowed")
 
     async def checked(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         """Pass events through; an ``error`` event ends the stream as an ``UpstreamError``."""
@@ -89,6 +102,16 @@ class AnthropicAdapter(Adapter):
         read_anthropic_usage(obj.get("usage"), usage)
 
 
+def client_betas(ex: Exchange) -> list[str]:
+    """The ``anthropic-beta`` values of an Anthropic client (every header line, comma lists
+    split); other clients' betas are never passed on, as their answers are translated."""
+    if ex.shape != "anthropic" or ex.headers is None:
+        return []
+    lines = ex.headers.getall("anthropic-beta", []) if hasattr(ex.headers, "getall") else \
+        [ex.headers.get("anthropic-beta") or ""]
+    return [value.strip() for line in lines for value in line.split(",") if value.strip()]
+
+
 def read_anthropic_usage(raw: Any, usage: Usage) -> None:
     """A Message's or stream event's usage; counts absent from an event are left as they were.
 
@@ -104,7 +127,20 @@ def read_anthropic_usage(raw: Any, usage: Usage) -> None:
         usage.cached_tokens = cached
     if raw.get("output_tokens") is not None:
         usage.completion_tokens = int(raw["output_tokens"])  # cumulative in message_delta
+    read_server_tool_use(raw.get("server_tool_use"), usage)
     usage.reported = True
+
+
+def read_server_tool_use(raw: Any, usage: Usage) -> None:
+    """``server_tool_use`` counts (``web_search_requests`` ...) as uses per feature; like the
+    token counts they are cumulative, so a later event's count replaces an earlier one."""
+    if not isinstance(raw, dict):
+        return
+    for key, count in raw.items():
+        if key.endswith("_requests") and isinstance(count, int) and not isinstance(count, bool):
+            name = key.removesuffix("_requests")
+            if count > 0 or name in usage.server_tool_uses:
+                usage.server_tool_uses[name] = count
 
 
 def read_anthropic_error(parsed: Any) -> tuple[str, str | None, str | None, str | None]:

@@ -92,6 +92,10 @@ class Adapter:
         """
         raise NotImplementedError
 
+    def refuse_headers(self, ex: Exchange) -> None:
+        """Raise a ``GatewayError`` when ``ex`` carries client headers this adapter would pass
+        on and its provider's config does not allow (nothing by default)."""
+
     def read_usage(self, shape: str, obj: dict[str, Any], usage: Usage) -> None:
         """Copy the usage in a response body or stream event of ``shape`` onto ``usage``."""
         raise NotImplementedError

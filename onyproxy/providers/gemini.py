@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from onyproxy.providers.base import Adapter, Reply, UpstreamError
 from onyproxy.providers.http import post
 from onyproxy.providers.openai import read_openai_usage
+from onyproxy.secret_mask import mask_known
 from onyproxy.translate.gemini_common import openai_usage, pick
 
 if TYPE_CHECKING:
@@ -85,8 +86,9 @@ class GeminiAdapter(Adapter):
             if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
                 error = obj["error"]
                 status = error.get("code") if isinstance(error.get("code"), int) else 502
-                raise UpstreamError(self.name, status, "stream",
-                                    str(error.get("message") or "The stream failed."),
+                message = mask_known(str(error.get("message") or "The stream failed."),
+                                     [self.config.api_key, *self.config.headers.values()])
+                raise UpstreamError(self.name, status, "stream", message,
                                     retryable=False, code=error.get("status"))
             yield event
 

@@ -11,6 +11,7 @@ import aiohttp
 import orjson
 
 from onyproxy.providers.base import Reply, UpstreamError
+from onyproxy.secret_mask import mask_known
 from onyproxy.sse import Event, parse_sse
 
 # Provider refusals of the gateway's own credentials are the operator's problem, not the
@@ -20,6 +21,9 @@ _CREDENTIAL_STATUSES = (401, 403)
 # like the identifiers real APIs send (invalid_request_error, INVALID_ARGUMENT) is kept: a
 # server that puts the request, or its error message, there must not get it into a log.
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+
+# Headers sent upstream whose values are never secrets (the rest are masked in errors).
+_NOT_SECRET = frozenset({"content-type", "anthropic-version", "anthropic-beta"})
 
 ErrorReader = Callable[[Any], tuple[str, str | None, str | None, str | None]]
 RetryReader = Callable[[Any], float | None]
@@ -44,7 +48,8 @@ async def post(session: aiohttp.ClientSession, provider: str, url: str, headers:
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s),
             )
             if resp.status >= 400:
-                raise await _http_error(resp, provider, read_error, read_retry_after)
+                raise await _http_error(resp, provider, read_error, read_retry_after,
+                                        _credentials(headers))
             if not stream:
                 raw = await resp.read()
                 resp.release()
@@ -94,8 +99,15 @@ def _closer(resp: aiohttp.ClientResponse):
     return close
 
 
+def _credentials(headers: dict[str, str]) -> list[str]:
+    """The header values that may be secrets: everything the gateway sent but the few that
+    are known not to be."""
+    return [value for name, value in headers.items() if name.lower() not in _NOT_SECRET]
+
+
 async def _http_error(resp: aiohttp.ClientResponse, provider: str, read_error: ErrorReader,
-                      read_retry_after: RetryReader | None = None) -> UpstreamError:
+                      read_retry_after: RetryReader | None = None,
+                      secrets: list[str] | None = None) -> UpstreamError:
     try:
         raw = await resp.read()
         parsed = orjson.loads(raw) if raw else None
@@ -116,11 +128,27 @@ async def _http_error(resp: aiohttp.ClientResponse, provider: str, read_error: E
                              f"The provider '{provider}' failed with HTTP {status}.",
                              retryable=True, retry_after_s=retry_after)
     message, kind, param, code = read_error(parsed)
+    # Relayed to the client: a provider that echoes the key it was sent (or any token) must
+    # not hand the operator's credentials to whoever sent the request.
+    secrets = secrets or []
     return UpstreamError(provider, status, "http",
-                         message or f"The provider '{provider}' rejected the request "
-                                    f"(HTTP {status}).",
-                         retryable=False, error_type=_identifier(kind), param=param,
-                         code=_identifier(code))
+                         mask_known(message, secrets) or f"The provider '{provider}' rejected "
+                                                         f"the request (HTTP {status}).",
+                         retryable=False, error_type=_clean(kind, secrets),
+                         param=_unless_secret(param, secrets),
+                         code=_clean(code, secrets))
+
+
+def _unless_secret(value: Any, secrets: list[str]) -> Any:
+    """``value``, or ``None`` when it is, or holds, a secret."""
+    if isinstance(value, str) and mask_known(value, secrets) != value:
+        return None
+    return value
+
+
+def _clean(value: Any, secrets: list[str]) -> Any:
+    """An identifier field of a provider error, dropped when it is, or holds, a secret."""
+    return _identifier(_unless_secret(value, secrets))
 
 
 def _identifier(value: Any) -> Any:

@@ -80,7 +80,25 @@ class OpenAIAdapter(Adapter):
     def read_usage(self, shape: str, obj: dict[str, Any], usage: Usage) -> None:
         if shape == "openai-responses":
             obj = obj.get("response") or obj  # stream events wrap the response object
+            read_tool_calls(obj.get("output"), usage)
         read_openai_usage(obj.get("usage"), usage)
+
+
+# Responses output items of built-in tools that OpenAI bills per call.
+_BILLED_CALLS = {"web_search_call": "web_search", "file_search_call": "file_search"}
+
+
+def read_tool_calls(output: Any, usage: Usage) -> None:
+    """Count the per-call-billed tool calls of a whole Responses answer (``response.completed``
+    in streams carries the whole output too, so a count replaces an earlier one)."""
+    if not isinstance(output, list):
+        return
+    counts: dict[str, int] = {}
+    for item in output:
+        name = _BILLED_CALLS.get(item.get("type")) if isinstance(item, dict) else None
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    usage.server_tool_uses.update(counts)
 
 
 def read_openai_usage(raw: Any, usage: Usage) -> None:

@@ -136,10 +136,11 @@ class ApiKey:
     budget_usd: Decimal | None = None
     models: list[str] | None = None
     regions: list[str] | None = None  # provider regions its requests may go to; None: any
-    # Stops the key like a revocation, but an admin can lift it (onyproxy.storage.security).
-    suspended_at: datetime | None = None
+    suspended_at: datetime | None = None  # stops it like revoked, but an admin can lift it
     suspended_by: str | None = None
     suspended_reason: str | None = None
+    owner: bool = False  # its dashboard session may manage the account (keys, details, erasure)
+    created_by: str | None = None  # the key whose dashboard session created this one
 
     @property
     def suspended(self) -> bool:
@@ -181,6 +182,8 @@ class UsageEvent:
     flags: list[str] = field(default_factory=list)
     billable: bool = True
     client_request_id: str | None = None  # the client's own x-request-id, when it sent one
+    # Uses of provider-run tools billed per use ({"web_search": 3}); their price is in cost_usd.
+    server_tool_uses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -39,6 +39,9 @@ class MongoSecurity(SecurityStore):
         await events.create_index([("account_id", ASCENDING), ("at", ASCENDING)],
                                   name="account_at")
         await events.create_index([("key_id", ASCENDING), ("at", ASCENDING)], name="key_at")
+        # A signed-out session is kept until it would have expired, then mongod drops it.
+        await self.db.revoked_sessions.create_index("until", expireAfterSeconds=0,
+                                                    name="until_ttl")
 
     async def suspend_key(self, key_id: str, *, reason: str, by: str,
                           at: datetime) -> ApiKey:
@@ -88,3 +91,14 @@ class MongoSecurity(SecurityStore):
                 return await self.db.security_events.count_documents(query)
             result = await self.db.security_events.delete_many(query)
         return result.deleted_count
+
+    async def revoke_session(self, session_id: str, until: datetime) -> None:
+        with self._guard():
+            await self.db.revoked_sessions.update_one(
+                {"_id": session_id}, {"$max": {"until": to_time(until)}}, upsert=True)
+
+    async def session_revoked(self, session_id: str, now: datetime) -> bool:
+        with self._guard():
+            doc = await self.db.revoked_sessions.find_one(
+                {"_id": session_id, "until": {"$gt": to_time(now)}})
+        return doc is not None

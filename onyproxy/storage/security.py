@@ -1,4 +1,5 @@
-"""What the security plugin needs from a store: key suspension and security events.
+"""What the security plugin needs from a store: key suspension and security events; and the
+dashboard's record of signed-out sessions.
 
 :class:`~onyproxy.storage.base.Store` inherits :class:`SecurityStore`, so every backend
 implements these and passes the same contract suite (``tests/storage``).
@@ -8,6 +9,10 @@ reinstated; the suspension (who, when, why) lives on the key record. A security 
 detection of the ``security`` plugin (a usage spike, a key used from many addresses, a burst of
 failed sign-ins from one address): numbers only, never content; the client address only as
 the plugin's keyed hash (unless its operator chose ``client_ip: keep``).
+
+Dashboard sessions are signed cookies; signing out records the session id here until the
+session would have expired, so a copy of the cookie stops working on every worker and every
+gateway sharing the database (see :mod:`onyproxy.dashboard.session`).
 """
 
 from __future__ import annotations
@@ -76,3 +81,12 @@ class SecurityStore(abc.ABC):
     @abc.abstractmethod
     async def purge_security_events(self, before: datetime, *, dry_run: bool = False) -> int:
         """Delete events older than ``before``; how many were (or would be)."""
+
+    @abc.abstractmethod
+    async def revoke_session(self, session_id: str, until: datetime) -> None:
+        """Record a dashboard session as ended until ``until`` (its own expiry); recording it
+        again is harmless. Records whose ``until`` has passed may be dropped at any time."""
+
+    @abc.abstractmethod
+    async def session_revoked(self, session_id: str, now: datetime) -> bool:
+        """True when the session id was recorded as ended and its ``until`` is after ``now``."""

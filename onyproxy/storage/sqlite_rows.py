@@ -31,13 +31,13 @@ ACCOUNT_COLUMNS = (
 KEY_COLUMNS = (
     "id, account_id, name, prefix, hash, created_at, last_used_at, expires_at, revoked, "
     "revoked_at, rpm, tpm, concurrent, budget_usd, models, regions, suspended_at, "
-    "suspended_by, suspended_reason"
+    "suspended_by, suspended_reason, owner, created_by"
 )
 USAGE_COLUMNS = (
     "request_id, account_id, key_id, model, provider, input_tokens, output_tokens, cost_usd, "
     "status, latency_ms, ip, user_agent, created_at, surface, provider_model, attempts, "
     "error_type, cached_tokens, reasoning_tokens, ttft_ms, streamed, flags, billable, "
-    "client_request_id"
+    "client_request_id, server_tool_uses"
 )
 BILLING_COLUMNS = (
     "account_id, month, requests, input_tokens, output_tokens, cost_usd, updated_at, "
@@ -114,7 +114,7 @@ def key_row(k: ApiKey) -> tuple[Any, ...]:
         to_text(k.last_used_at), to_text(k.expires_at), int(k.revoked), to_text(k.revoked_at),
         k.rpm, k.tpm, k.concurrent, _money(k.budget_usd),
         _json(k.models), _json(k.regions), to_text(k.suspended_at), k.suspended_by,
-        k.suspended_reason,
+        k.suspended_reason, int(k.owner), k.created_by,
     )
 
 
@@ -130,7 +130,8 @@ def key_from(row: sqlite3.Row) -> ApiKey:
         models=None if row["models"] is None else json.loads(row["models"]),
         regions=None if row["regions"] is None else json.loads(row["regions"]),
         suspended_at=_time(row["suspended_at"]), suspended_by=row["suspended_by"],
-        suspended_reason=row["suspended_reason"],
+        suspended_reason=row["suspended_reason"], owner=bool(row["owner"]),
+        created_by=row["created_by"],
     )
 
 
@@ -141,7 +142,7 @@ def usage_row(e: UsageEvent) -> tuple[Any, ...]:
         e.output_tokens, str(e.cost_usd), e.status, e.latency_ms, e.ip, e.user_agent,
         to_text(e.created_at), e.surface, e.provider_model, e.attempts, e.error_type,
         e.cached_tokens, e.reasoning_tokens, e.ttft_ms, int(e.streamed), json.dumps(e.flags),
-        int(e.billable), e.client_request_id,
+        int(e.billable), e.client_request_id, json.dumps(e.server_tool_uses),
     )
 
 
@@ -159,6 +160,7 @@ def usage_from(row: sqlite3.Row) -> UsageEvent:
         ttft_ms=row["ttft_ms"], streamed=bool(row["streamed"]),
         flags=json.loads(row["flags"]), billable=bool(row["billable"]),
         client_request_id=row["client_request_id"],
+        server_tool_uses=json.loads(row["server_tool_uses"]),
     )
 
 

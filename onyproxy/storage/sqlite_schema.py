@@ -197,6 +197,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE objections ADD COLUMN key_id TEXT",
         "ALTER TABLE objections ADD COLUMN decided_at TEXT",
     ),
+    # 6: dashboard roles: owner keys (the only ones that manage the account in the dashboard;
+    # keys from before are not), which key's session created a key, and dashboard sessions
+    # ended by signing out (kept until the session would have expired)
+    (
+        "ALTER TABLE api_keys ADD COLUMN owner INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE api_keys ADD COLUMN created_by TEXT",
+        """
+        CREATE TABLE revoked_sessions (
+            id     TEXT PRIMARY KEY,
+            until  TEXT NOT NULL
+        )
+        """,
+    ),
+    # 7: uses of provider-run tools priced per use (web searches ...), as a JSON object
+    (
+        "ALTER TABLE usage_events ADD COLUMN server_tool_uses TEXT NOT NULL DEFAULT '{}'",
+    ),
 )
 
 

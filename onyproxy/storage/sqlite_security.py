@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from onyproxy.storage import sqlite_rows as rows
-from onyproxy.storage.base import ApiKey, NotFoundError
+from onyproxy.storage.base import ApiKey, NotFoundError, utcnow
 from onyproxy.storage.security import SecurityEvent, SecurityStore
 from onyproxy.storage.sqlite_transactions import purge_before
 
@@ -81,3 +81,19 @@ class SQLiteSecurity(SecurityStore):
 
     async def purge_security_events(self, before: datetime, *, dry_run: bool = False) -> int:
         return await purge_before(self._run, "security_events", "at", before, dry_run=dry_run)
+
+    async def revoke_session(self, session_id: str, until: datetime) -> None:
+        insert = ("INSERT INTO revoked_sessions (id, until) VALUES (?, ?) "
+                  "ON CONFLICT (id) DO UPDATE SET until = max(until, excluded.until)")
+        until_text = rows.to_text(until)
+
+        def write(c: sqlite3.Connection) -> None:
+            # Ended sessions that have expired anyway are dropped here: no job needed.
+            c.execute("DELETE FROM revoked_sessions WHERE until <= ?", (rows.to_text(utcnow()),))
+            c.execute(insert, (session_id, until_text))
+        await self._run(write)
+
+    async def session_revoked(self, session_id: str, now: datetime) -> bool:
+        sql = "SELECT 1 FROM revoked_sessions WHERE id = ? AND until > ?"
+        args = (session_id, rows.to_text(now))
+        return await self._run(lambda c: c.execute(sql, args).fetchone()) is not None

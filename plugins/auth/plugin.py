@@ -111,6 +111,8 @@ class AuthPlugin(Plugin):
                 403, "permission_error",
                 f"This API key may not use the model '{ex.model}' (allowed: "
                 f"{', '.join(key.models)}).", param="model", code="model_not_allowed")
+        if ex.listing is not None and key.models is not None:
+            ex.listing = {m: t for m, t in ex.listing.items() if m in key.models}
         ex.identity = Identity(account_id=account.id, key_id=key.id, role=account.role,
                                limits=_limits(key), allowed_models=key.models,
                                allowed_regions=allowed_regions(key.regions, account.regions))

@@ -38,6 +38,14 @@ class MeteringConfig:
         "check": _positive, "doc": "longest pause between store writes while it fails"})
     segment_mb: float = field(default=16.0, metadata={
         "check": _positive, "doc": "a spool file is closed and a new one started at this size"})
+    memory_backlog_mb: float = field(default=64.0, metadata={
+        "check": _positive, "doc": "when the spool disk refuses records (full, read-only), "
+                                   "they wait in memory up to this size, going to the store "
+                                   "from there and to the disk once it takes them again"})
+    on_backlog_full: Literal["refuse", "accept"] = field(default="refuse", metadata={
+        "doc": "the memory backlog is full: refuse answers new requests 503 until records "
+               "drain (those already admitted are still recorded); accept lets them through "
+               "and drops their records, counted in onyproxy_usage_records_lost_total"})
     budget_failure_mode: Literal["closed", "open"] = field(default="closed", metadata={
         "doc": "budget unknown because the store is unreachable: closed answers 503 to "
                "callers that have a budget, open lets them through"})

@@ -8,6 +8,7 @@ by accident.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from decimal import Decimal
 
@@ -25,6 +26,7 @@ class Prices:
 
     def __init__(self, config: GatewayConfig, catalog: Catalog) -> None:
         self.catalog = catalog
+        self._types = {name: provider.type for name, provider in config.providers.items()}
         self._prices: dict[tuple[str, str], Price | None] = {}
         self._targets: dict[str, list[TargetConfig]] = {}
         for name, model in config.models.items():
@@ -32,7 +34,12 @@ class Prices:
             for target in model.targets:
                 key = (target.provider, target.model)
                 # The same provider model under two client names: the first price wins.
-                self._prices.setdefault(key, target_price(target, catalog))
+                self._prices.setdefault(key, self._priced(target))
+
+    def _priced(self, target: TargetConfig) -> Price | None:
+        price = target_price(target, self.catalog)
+        per_use = self.catalog.server_tools.get(self._types.get(target.provider, ""))
+        return dataclasses.replace(price, per_use=per_use) if price and per_use else price
 
     def unpriced(self) -> list[tuple[str, str]]:
         """Targets without a price, as ``(provider, model)``."""
@@ -49,7 +56,7 @@ class Prices:
         if key in self._prices:
             return self._prices[key]
         # A target not in the config (a routing plugin may add some): the catalog alone.
-        return target_price(TargetConfig(provider=provider, model=model), self.catalog)
+        return self._priced(TargetConfig(provider=provider, model=model))
 
     def most_expensive(self, model: str) -> tuple[Price | None, ModelInfo | None]:
         """For a budget reservation: the dearest target of the client-facing ``model`` (any
@@ -65,11 +72,20 @@ class Prices:
 
 def cost_of(usage: Usage, price: Price) -> Decimal:
     """USD for ``usage`` at ``price``: uncached input, cached input and output (reasoning is
-    part of output). Exact: Decimal arithmetic, no rounding."""
+    part of output), and each provider-run tool use at its per-use price. Exact: Decimal
+    arithmetic, no rounding."""
     cached = min(usage.cached_tokens, usage.prompt_tokens)
     total = ((usage.prompt_tokens - cached) * price.input + cached * price.cached_input
              + usage.completion_tokens * price.output)
-    return total / PER_TOKENS
+    tools = sum((count * price.per_use[name] for name, count in usage.server_tool_uses.items()
+                 if name in price.per_use), Decimal(0))
+    return total / PER_TOKENS + tools
+
+
+def unpriced_tools(usage: Usage, price: Price) -> list[str]:
+    """The provider-run tools ``usage`` used that ``price`` has no per-use price for."""
+    return sorted(name for name, count in usage.server_tool_uses.items()
+                  if count and name not in price.per_use)
 
 
 def estimated_cost(input_tokens: int, output_tokens: int, price: Price) -> Decimal:

@@ -4,8 +4,12 @@ It reads a batch from the spool (in a thread), writes it with ``insert_usage_eve
 skips request ids the store already holds), and only then advances the folder's committed
 position. A crash anywhere in between repeats the batch, and the repeat changes nothing: that
 is the whole exactly-once argument. While the store fails, the batch stays where it is and the
-flusher retries with exponential backoff (``retry_max_s`` at most), counting each failure in
-``onyproxy_spool_flush_errors_total``.
+flusher retries with exponential backoff (``retry_max_s`` at most), counting each failed round
+in ``onyproxy_spool_flush_errors_total``, whatever failed.
+
+Records the disk refused wait in the writer's memory; each round takes them from there
+straight to the store (and gives them back if the store fails), so they never also reach the
+disk. ``depth`` counts both: every record of this process not yet in the store.
 
 Besides its own folder it adopts orphans: folders of gateway processes that died (their lock is
 free). Those are written out and deleted, oldest first, so after ``kill -9`` and a restart (of
@@ -52,6 +56,8 @@ class Flusher:
         self.committed = 0  # own records the store holds
         self.failures = 0  # failed store writes since start
         self.orphan_backlog = 0  # records read from orphans, not yet stored
+        self._taken = 0  # records taken from the writer's memory, being stored
+        self._commit_failing = False
         self._positions: dict[Path, Position] = {}
         self._orphans: dict[Path, SpoolDir] = {}
         self._next_scan = 0.0
@@ -61,9 +67,10 @@ class Flusher:
 
     @property
     def depth(self) -> int:
-        """Records waiting in the spool for the store."""
+        """Records waiting for the store: in the spool, or in memory (the disk refused them)."""
         # Torn records skipped in the own folder were never counted as appended: clamp.
-        return max(0, self.writer.appended - self.committed) + self.orphan_backlog
+        return (max(0, self.writer.appended - self.committed) + self.orphan_backlog
+                + self.writer.backlog + self._taken)
 
     def wake(self) -> None:
         """New records were synced to the spool. A full batch is written at once; fewer
@@ -89,17 +96,20 @@ class Flusher:
         except (TimeoutError, StorageError) as exc:
             log.warning("metering: %d usage records stay in the spool for the next start "
                         "(%s)", self.depth, type(exc).__name__)
+        except Exception as exc:  # a bug: the records stay, and stopping goes on
+            log.exception("metering: the last flush failed: %s", type(exc).__name__)
         for orphan in self._orphans.values():
             orphan.release()
 
     async def flush(self) -> int:
-        """Write everything spooled so far (orphans first); return how many records went to
-        the store. Raises ``StorageError`` when the store fails."""
+        """Write everything waiting so far (memory, orphans, own folder); return how many
+        records went to the store. Raises ``StorageError`` when the store fails."""
         async with self._flushing:
             return await self._flush()
 
     async def _flush(self) -> int:
-        written = 0
+        # Memory first: those records are the ones a kill would lose.
+        written = await self._drain_memory()
         if time.monotonic() >= self._next_scan:
             self._next_scan = time.monotonic() + ORPHAN_SCAN_S
             await asyncio.to_thread(self._adopt_orphans)
@@ -128,8 +138,10 @@ class Flusher:
                 delay = min(delay * 2, self.retry_max_s)
                 continue
             except Exception as exc:  # a bug must not stop metering; the records stay
+                self._count_failure()
                 log.exception("metering: flushing the spool failed: %s", type(exc).__name__)
                 await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
                 continue
             if self.failures and delay > FIRST_RETRY_S:
                 log.warning("metering: the store takes usage records again")
@@ -153,7 +165,7 @@ class Flusher:
                 await self._store().insert_usage_events(events)
                 self.on_stored(events)
             if batch.end != position:
-                await asyncio.to_thread(source.commit, batch.end)
+                await self._commit(source, batch.end)
                 self._positions[source.path] = position = batch.end
             written += len(events)
             if active is not None:
@@ -162,6 +174,40 @@ class Flusher:
                 self.orphan_backlog = 0
             if not batch.records and not batch.skipped:
                 return written
+
+    async def _drain_memory(self) -> int:
+        """Store the records waiting in the writer's memory (the disk refused them)."""
+        written = 0
+        while records := self.writer.take(self.batch_size):
+            self._taken = len(records)
+            try:
+                events = _decoded(records, self.own.path)
+                if events:
+                    await self._store().insert_usage_events(events)
+            except BaseException:
+                self.writer.give_back(records)  # first in line again, for disk or store
+                raise
+            finally:
+                self._taken = 0
+            self.on_stored(events)
+            written += len(events)
+        return written
+
+    async def _commit(self, source: SpoolDir, end: Position) -> None:
+        """Delete what the store holds and save the position; a position that cannot be
+        saved (full disk) only makes a restart repeat idempotent store writes."""
+        error = await asyncio.to_thread(source.commit, end)
+        if error is None:
+            self._commit_failing = False
+            if self.writer.backlog:
+                self.writer.retry()  # segments were deleted: the disk may take them now
+            return
+        if self.writer.metrics is not None:
+            self.writer.metrics.write_error("commit")
+        if not self._commit_failing:
+            log.error("metering: cannot save the spool position in %s (%s); finished "
+                      "segments are still deleted", source.path, error.strerror or error)
+        self._commit_failing = True
 
     def _adopt_orphans(self) -> None:
         try:
@@ -179,13 +225,16 @@ class Flusher:
                 self._orphans[path] = orphan
 
     def _failed(self, exc: StorageError, delay: float) -> None:
+        self._count_failure()
+        if delay == FIRST_RETRY_S:
+            log.error("metering: cannot write usage records to the store (%s); they wait in "
+                      "the spool (%d now) and are retried", exc, self.depth)
+
+    def _count_failure(self) -> None:
         self.failures += 1
         if self._metrics is not None:
             self._metrics.spool_flush_error()
         self._report()
-        if delay == FIRST_RETRY_S:
-            log.error("metering: cannot write usage records to the store (%s); they wait in "
-                      "the spool (%d now) and are retried", exc, self.depth)
 
     def _report(self) -> None:
         if self._metrics is not None:

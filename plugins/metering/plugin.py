@@ -32,7 +32,15 @@ complete answer is recorded, exactly once, unless the machine itself went down w
 of the answer. A record is not on disk before the answer only when the disk
 refuses it (full, read-only: it then waits in memory, is retried every second, and the log
 says so); exchanges that end without a complete answer (client gone, stream broken) are
-recorded in ``on_complete``, just after.
+recorded in ``on_complete``, just after. Exchanges the server cuts at shutdown (streams
+longer than its drain) are recorded too, flagged ``partial``: stopping waits for their
+``on_complete`` before it stops the tokenizer, the writer and the flusher.
+
+A full spool disk (:mod:`.writer`): records wait in memory, bounded by ``memory_backlog_mb``,
+and go from there to the store (or to the disk once it takes them). Past the bound,
+``on_backlog_full: refuse`` answers new requests 503 (the records of admitted ones are still
+kept), ``accept`` lets them through and counts each dropped record in
+``onyproxy_usage_records_lost_total``. Metrics of the plugin's own: :mod:`.spool_metrics`.
 
 The store write happens later, in the background (:mod:`.flusher`): the request path never
 waits on the database, and a record is stored exactly once because the store skips request
@@ -55,7 +63,7 @@ from decimal import Decimal
 from typing import Any
 
 from onyproxy.catalog import catalog_path, load_catalog
-from onyproxy.errors import GatewayError
+from onyproxy.errors import GatewayError, StartupError
 from onyproxy.exchange import Exchange, Usage
 from onyproxy.logs import log_crash
 from onyproxy.pipeline import Plugin
@@ -64,16 +72,19 @@ from onyproxy.storage import StorageError
 from plugins.metering import estimate
 from plugins.metering.budget import AccountBudgets, Ledger, Reservation, Scope
 from plugins.metering.config import MeteringConfig, check_config, spool_root
-from plugins.metering.cost import Prices, cost_of, estimated_cost
+from plugins.metering.cost import Prices, cost_of, estimated_cost, unpriced_tools
+from plugins.metering.finishing import Finishing
 from plugins.metering.flusher import Flusher
 from plugins.metering.record import build_event, encode, event_id, wanted
 from plugins.metering.spool import SpoolDir
+from plugins.metering.spool_metrics import spool_metrics
 from plugins.metering.tasks import Background
 from plugins.metering.writer import SpoolWriter
 
 log = logging.getLogger("onyproxy.metering")
 
 STOP_FLUSH_S = 5.0  # at shutdown, how long the last store write may take
+STOP_WAIT_S = 10.0  # at shutdown, how long exchanges cut by the server may take to record
 SCOPE_TITLES = {"key": "this API key", "account": "this account"}
 
 
@@ -106,16 +117,16 @@ class MeteringPlugin(Plugin):
         self.writer: SpoolWriter | None = None
         self.flusher: Flusher | None = None
         self.background = Background(self)
+        self.finishing = Finishing()
+        self.spool_metrics = spool_metrics(gateway)
+        self._losing = False
 
     # --- lifetime ---------------------------------------------------------------------------
     async def start(self) -> None:
         self.prices.warn_unpriced()
         # The tokenizer (~135 MB) loads on first need, not here: providers report usage, so
         # most gateways never need it, and a worker stays small until one does.
-        own = await asyncio.to_thread(_own_folder, self.root)
-        self.writer = SpoolWriter(own, int(self.config.segment_mb * 1024 * 1024),
-                                  on_synced=lambda: self.flusher and self.flusher.wake())
-        self.writer.start()
+        self.writer = await self._start_writer()
         self.flusher = Flusher(
             self.writer, self.root, lambda: self.gateway.store, self.gateway.metrics,
             batch_size=self.config.batch_size, interval_s=self.config.flush_interval_s,
@@ -129,13 +140,33 @@ class MeteringPlugin(Plugin):
         self.flusher.start()
         await self.background.start()
 
+    async def _start_writer(self) -> SpoolWriter:
+        try:
+            own = await asyncio.to_thread(_own_folder, self.root)
+            writer = SpoolWriter(own, int(self.config.segment_mb * 1024 * 1024),
+                                 on_synced=lambda: self.flusher and self.flusher.wake(),
+                                 backlog_limit=int(self.config.memory_backlog_mb * 1024 * 1024),
+                                 metrics=self.spool_metrics)
+            writer.start()
+        except OSError as exc:
+            raise StartupError(f"metering: cannot create the usage spool in {self.root} "
+                               f"({exc.strerror or exc}); free space there or set "
+                               f"metering.spool_dir") from None
+        return writer
+
     async def stop(self) -> None:
-        self.tokenizer.stop()
         await self.background.stop()
-        if self.writer is not None:
+        # Exchanges cut by the server's shutdown are finishing in tasks of their own: their
+        # records need the tokenizer and the writer, so those stop only after them.
+        if not await self.finishing.wait(STOP_WAIT_S):
+            log.error("metering: %d exchanges still unrecorded after %.0f s at shutdown",
+                      self.finishing.count, STOP_WAIT_S)
+        self.tokenizer.stop()
+        if self.flusher is not None:  # memory and spool to the store, while the writer is open
+            await self.flusher.stop(STOP_FLUSH_S)
+        if self.writer is not None:  # what the store did not take goes to the disk
             await self.writer.close()
         if self.flusher is not None:
-            await self.flusher.stop(STOP_FLUSH_S)
             own = self.writer.directory if self.writer is not None else None
             if own is not None:
                 # An empty folder goes; one with records left is adopted by the next start.
@@ -144,7 +175,13 @@ class MeteringPlugin(Plugin):
     # --- hooks ------------------------------------------------------------------------------
     async def on_request(self, ex: Exchange) -> None:
         state = ex.state[self.name] = MeterState()
-        if ex.identity is None or ex.operation == "models":
+        if ex.operation == "models":
+            return
+        if self.writer is not None and self.writer.full and \
+                self.config.on_backlog_full == "refuse":
+            state.recorded = True  # a refusal of our own: nothing to record, nothing kept
+            raise _spool_full()
+        if ex.identity is None:
             return
         budgets = await self._budgets(ex)
         if not budgets:
@@ -175,9 +212,13 @@ class MeteringPlugin(Plugin):
         state = ex.state.get(self.name)
         if state is None:
             state = MeterState()
-        if not state.recorded and wanted(ex):
-            await self._record(ex, state)
-        self.ledger.settle(state.reservation)
+        self.finishing.enter()
+        try:
+            if not state.recorded and wanted(ex):
+                await self._record(ex, state)
+        finally:
+            self.finishing.leave()
+            self.ledger.settle(state.reservation)
         ex.cost_usd = state.cost
 
     # --- recording --------------------------------------------------------------------------
@@ -192,6 +233,8 @@ class MeteringPlugin(Plugin):
                 flags.append("unpriced")
             else:
                 cost = cost_of(usage, price)
+                if unpriced_tools(usage, price):
+                    flags.append("unpriced_tool")
         state.cost = ex.cost_usd = cost
         if state.ids is None:
             state.ids = event_id(ex)
@@ -199,8 +242,25 @@ class MeteringPlugin(Plugin):
         event = build_event(ex, request_id, client_request_id, usage, cost, flags)
         if event.billable:
             self.ledger.charge(state.scopes, cost, request_id)
-        assert self.writer is not None, "the plugin was not started"
-        self.writer.write(encode(event))  # a refused write is kept, retried and logged there
+        self._write(event.billable, encode(event))
+
+    def _write(self, billable: bool, payload: bytes) -> None:
+        """Spool a record (a refused write waits in memory: see the writer); past the memory
+        bound, drop what ``on_backlog_full`` says may be dropped, counted and logged."""
+        writer = self.writer
+        assert writer is not None, "the plugin was not started"
+        full = writer.full and (self.config.on_backlog_full == "accept" or not billable)
+        if not full and not writer.closed:
+            self._losing = False
+            writer.write(payload)
+            return
+        if self.spool_metrics is not None:
+            self.spool_metrics.lose(1)
+        if not self._losing:
+            log.error("metering: usage records are dropped (%s)", "the spool is closed"
+                      if writer.closed else "the spool disk refuses them and the memory "
+                      "backlog is full: memory_backlog_mb")
+        self._losing = True
 
     async def _usage(self, ex: Exchange, state: MeterState) -> tuple[Usage, list[str]]:
         """The usage to record and its flags: the provider's, completed by an estimate when
@@ -209,7 +269,8 @@ class MeteringPlugin(Plugin):
             return Usage(), []
         reported = ex.usage
         usage = Usage(reported.prompt_tokens, reported.completion_tokens,
-                      reported.cached_tokens, reported.reasoning_tokens, reported.reported)
+                      reported.cached_tokens, reported.reasoning_tokens, reported.reported,
+                      dict(reported.server_tool_uses))
         flags = ["partial"] if ex.stream and "client_disconnected" in ex.flags else []
         cut_short = bool(flags) or "stream_error" in ex.flags
         if usage.reported and not cut_short:
@@ -287,6 +348,11 @@ def insufficient_quota(kind: str) -> GatewayError:
         f"You exceeded the monthly budget of {SCOPE_TITLES.get(kind, kind)}; it renews on the "
         f"first day of next month (UTC), or ask the gateway's operator to raise it.",
         code="insufficient_quota")
+
+
+def _spool_full() -> GatewayError:
+    return GatewayError(503, "api_error", "Usage cannot be recorded right now; try again "
+                        "shortly.", code="usage_spool_full", headers={"retry-after": "5"})
 
 
 def _budget_unavailable() -> GatewayError:

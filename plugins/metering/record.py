@@ -65,6 +65,7 @@ def build_event(ex: Exchange, request_id: str, client_request_id: str | None, us
         ip=ex.client_ip, user_agent=(ex.user_agent or "")[:MAX_TEXT] or None,
         created_at=to_utc(datetime.fromtimestamp(ex.started_wall, UTC)),
         flags=flags, billable=ex.provider is not None,
+        server_tool_uses=dict(usage.server_tool_uses),
     )
 
 

@@ -124,17 +124,25 @@ class SpoolDir:
         first = next(iter(self.segments()), position[0])
         return max(position, (first, 0))
 
-    def commit(self, position: Position) -> None:
-        """Save ``position`` (atomically: write, then rename) and delete the segments before
-        it; no fsync: a lost update only repeats idempotent store writes."""
-        # A name of its own per writer: a flush cut short by shutdown may still be finishing
-        # its commit in a thread while the final flush commits.
-        tmp = self.path / f"committed.{threading.get_ident()}.tmp"
-        tmp.write_text(json.dumps({"segment": position[0], "offset": position[1]}))
-        os.replace(tmp, self.path / "committed")
+    def commit(self, position: Position) -> OSError | None:
+        """Delete the segments before ``position``, then save it (write, then rename; no
+        fsync: a lost update only repeats idempotent store writes). Deleting comes first: on
+        a full disk the position file cannot be written, and only deleting frees the space.
+        Losing the position is harmless (:meth:`committed` starts at the first segment left),
+        so a failed save is returned for the caller to report, not raised."""
         for number in self.segments():
             if number < position[0]:
                 self.segment_path(number).unlink(missing_ok=True)
+        # A name of its own per writer: a flush cut short by shutdown may still be finishing
+        # its commit in a thread while the final flush commits.
+        tmp = self.path / f"committed.{threading.get_ident()}.tmp"
+        try:
+            tmp.write_text(json.dumps({"segment": position[0], "offset": position[1]}))
+            os.replace(tmp, self.path / "committed")
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            return exc
+        return None
 
     # --- reading ------------------------------------------------------------------------
     def read(self, start: Position, limit: int, active: Position | None = None) -> Batch:

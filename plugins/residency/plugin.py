@@ -8,7 +8,8 @@ sent anywhere. A provider without a region is outside every list: where data goe
 stated, not assumed.
 
 It must run after ``auth`` (which sets the identity) and before ``routing`` (which orders the
-targets and may force one whose circuit is open): ``check_config`` refuses any other order.
+targets and sheds the call when every circuit is open): ``check_config`` refuses any other
+order.
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ class ResidencyPlugin(Plugin):
         """Drop targets outside the allowed regions; 403 when none is left."""
         allowed = self.allowed(ex)
         if allowed is None:
+            return
+        if ex.listing is not None:
+            ex.listing = {model: kept for model, targets in ex.listing.items()
+                          if (kept := [t for t in targets
+                                       if self.region_of.get(t.provider) in allowed])}
             return
         kept = [t for t in ex.targets if self.region_of.get(t.provider) in allowed]
         if not kept:

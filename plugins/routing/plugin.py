@@ -1,22 +1,28 @@
 """Routing: retry policy, the order in which a model's targets are tried, circuit breaking.
 
 ``on_request`` orders ``ex.targets`` by the model's ``strategy`` (see :mod:`.strategies`) and
-drops targets whose circuit is open (see :mod:`.circuit`); the forwarder then tries them in that
-order with this plugin's retry policy. Every attempt is reported back through
-``ex.on_attempt`` as it ends, so the breaker and the latency averages learn while the request
-is still running. All of this state is per process (see the module docs of the parts).
+drops targets whose circuit is open (see :mod:`.circuit`); when every target is open, the call
+is shed: answered 503 at once, with ``retry-after`` until the next half-open trial. The
+forwarder then tries the targets in that order with this plugin's retry policy, asking
+``may_retry`` before each retry: the target's circuit must be closed and its retry budget (see
+:mod:`.budget`) have room. Every attempt is reported back through ``ex.on_attempt`` as it ends,
+so the breaker, the budget and the latency averages learn while the request is still running.
+All of this state is per process (see the module docs of the parts).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from onyproxy.config.model import TargetConfig
+from onyproxy.errors import GatewayError
 from onyproxy.exchange import Attempt, Exchange, RoutePolicy
 from onyproxy.pipeline import Plugin
+from plugins.routing.budget import RetryBudget
 from plugins.routing.circuit import CircuitBreaker, Clock, State
 from plugins.routing.strategies import (
     LatencyTracker,
@@ -39,6 +45,10 @@ def _fraction(value: float) -> str | None:
     return None if 0 < value <= 1 else f"expected a number above 0 and at most 1, got {value}"
 
 
+def _share(value: float) -> str | None:
+    return None if 0 <= value <= 1 else f"expected a number from 0 to 1, got {value}"
+
+
 @dataclass(frozen=True)
 class CircuitConfig:
     """When a target's circuit opens, and for how long it stays open."""
@@ -49,6 +59,18 @@ class CircuitConfig:
         "check": _positive, "doc": "the window those failures are counted in"})
     cooldown_s: float = field(default=30.0, metadata={
         "check": _positive, "doc": "how long an open target is skipped before a trial request"})
+
+
+@dataclass(frozen=True)
+class RetryBudgetConfig:
+    """How many retries a target may get: a share of its recent calls (Envoy's retry budget)."""
+
+    ratio: float = field(default=0.2, metadata={
+        "check": _share, "doc": "retries allowed per call a target received in the window"})
+    window_s: float = field(default=10.0, metadata={
+        "check": _positive, "doc": "the window calls and retries are counted in"})
+    min_retries: int = field(default=3, metadata={
+        "check": _non_negative, "doc": "retries per target always allowed in the window"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,8 @@ class RoutingConfig:
         "check": _fraction, "doc": "least_latency: weight of the newest sample in the average"})
     circuit: CircuitConfig = field(default_factory=CircuitConfig, metadata={
         "doc": "circuit breaker per target (provider + model)"})
+    retry_budget: RetryBudgetConfig = field(default_factory=RetryBudgetConfig, metadata={
+        "doc": "cap on retries per target, so an outage does not multiply its load"})
 
 
 @dataclass(slots=True)
@@ -74,11 +98,11 @@ class RouteState:
     """What this plugin keeps on ``ex.state["routing"]``."""
 
     trials: set[str] = field(default_factory=set)  # half-open trials this request holds
-    forced: str | None = None  # every circuit was open; this target is tried anyway
+    tried: set[str] = field(default_factory=set)  # targets this request has called
 
 
 class RoutingPlugin(Plugin):
-    """Orders targets per strategy, skips open circuits, sets the retry policy.
+    """Orders targets per strategy, skips open circuits, sheds calls, budgets retries.
 
     ``rng`` and ``clock`` can be injected (tests pass a seeded ``random.Random`` and a manual
     clock); the defaults are a fresh ``Random`` and ``time.monotonic``.
@@ -91,11 +115,14 @@ class RoutingPlugin(Plugin):
                  rng: random.Random | None = None, clock: Clock | None = None) -> None:
         super().__init__(config, gateway)
         self.policy = RoutePolicy(retries=config.retries, timeout_s=config.timeout_s,
-                                  backoff_s=config.backoff_s, max_backoff_s=config.max_backoff_s)
+                                  backoff_s=config.backoff_s, max_backoff_s=config.max_backoff_s,
+                                  may_retry=self.may_retry)
         self.rng = rng or random.Random()
-        circuit = config.circuit
+        clock = clock or time.monotonic
+        circuit, budget = config.circuit, config.retry_budget
         self.breaker = CircuitBreaker(circuit.failures, circuit.window_s, circuit.cooldown_s,
-                                      clock or time.monotonic)
+                                      clock)
+        self.budget = RetryBudget(budget.ratio, budget.window_s, budget.min_retries, clock)
         self.latency = LatencyTracker(config.latency_alpha)
         self.round_robin = RoundRobin()
 
@@ -103,7 +130,7 @@ class RoutingPlugin(Plugin):
         ex.policy = self.policy
         state = RouteState()
         ex.state[self.name] = state
-        ex.targets = self._admit(self.order(ex.model, ex.targets), state)
+        ex.targets = self._admit(ex.model, self.order(ex.model, ex.targets), state)
         ex.on_attempt.append(lambda attempt: self._observe(state, attempt))
 
     async def on_complete(self, ex: Exchange) -> None:
@@ -132,12 +159,27 @@ class RoutingPlugin(Plugin):
         """``{"provider/model": "closed" | "open" | "half_open"}`` for every target seen."""
         return self.breaker.states()
 
-    def _admit(self, ordered: list[TargetConfig], state: RouteState) -> list[TargetConfig]:
+    def may_retry(self, target: TargetConfig) -> bool:
+        """Whether the forwarder may try ``target`` again (``RoutePolicy.may_retry``)."""
+        key = key_of(target)
+        if self.breaker.state(key) != "closed":
+            reason = "circuit_open"  # a retry would be a second trial, or a forced try
+        elif not self.budget.try_retry(key):
+            reason = "budget"
+        else:
+            return True
+        metrics = getattr(self.gateway, "metrics", None)
+        if metrics is not None:
+            metrics.retry_refused(target.provider, reason)
+        return False
+
+    def _admit(self, model: str, ordered: list[TargetConfig],
+               state: RouteState) -> list[TargetConfig]:
         """The targets whose circuit lets this request through, in order.
 
-        When every circuit is open, the target whose cool-down ends soonest is tried anyway:
-        failing without asking anyone would turn a partial outage into a full one, and one
-        forced try per request is a small load on a target that may have recovered.
+        When every circuit is open the call is shed: forcing it through would load a failing
+        upstream with every caller's tries, while a half-open trial per target and cool-down
+        already finds out when it recovers.
         """
         admitted = []
         for target in ordered:
@@ -149,12 +191,24 @@ class RoutingPlugin(Plugin):
                     state.trials.add(key)
         if admitted or not ordered:
             return admitted
-        soonest = min(ordered, key=lambda t: self.breaker.available_at(key_of(t)))
-        state.forced = key_of(soonest)
-        return [soonest]
+        raise self._shed(model, ordered)
+
+    def _shed(self, model: str, targets: list[TargetConfig]) -> GatewayError:
+        ready = min(self.breaker.available_at(key_of(t)) for t in targets)
+        wait_s = max(1, math.ceil(ready - self.breaker.clock()))
+        metrics = getattr(self.gateway, "metrics", None)
+        if metrics is not None:
+            metrics.circuit_shed(model)
+        return GatewayError(
+            503, "api_error", f"Every provider of the model '{model}' is failing; the gateway "
+            f"is holding calls back. Retry in {wait_s} s.", code="circuit_open",
+            headers={"retry-after": str(wait_s)})
 
     def _observe(self, state: RouteState, attempt: Attempt) -> None:
         key = target_key(attempt.provider, attempt.model)
         state.trials.discard(key)
+        if key not in state.tried:  # later attempts at it are retries, counted when granted
+            state.tried.add(key)
+            self.budget.record_call(key)
         self.breaker.record(key, attempt)
         self.latency.observe(key, attempt)

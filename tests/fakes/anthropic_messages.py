@@ -223,16 +223,45 @@ def build_message(body: dict[str, Any], cache: set[str]) -> dict[str, Any]:
         output = max(1, count_tokens(result.text))
     thinking = _thinking_blocks(body, prompt)
     output += sum(count_tokens(block["thinking"]) for block in thinking)
+    searches = _web_searches(body, prompt)
+    usage = {**input_usage(body, cache), "output_tokens": output}
+    if any(_is_server_tool(t) for t in body.get("tools") or []):
+        usage["server_tool_use"] = {"web_search_requests": len(searches) // 2,
+                                    "web_fetch_requests": 0}
     return {
         "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": body["model"],
-        "content": [*thinking, *content],
+        "content": [*thinking, *searches, *content],
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": {**input_usage(body, cache), "output_tokens": output},
+        "usage": usage,
     }
+
+
+def _is_server_tool(tool: dict[str, Any]) -> bool:
+    return str(tool.get("type") or "").startswith(("web_search_", "web_fetch_"))
+
+
+def _web_searches(body: dict[str, Any], prompt: str) -> list[dict[str, Any]]:
+    """With a web_search tool: one search (two when the prompt says "twice", at most
+    ``max_uses``), each a ``server_tool_use`` block and its ``web_search_tool_result``."""
+    tool = next((t for t in body.get("tools") or []
+                 if str(t.get("type") or "").startswith("web_search_")), None)
+    if tool is None:
+        return []
+    count = min(2 if "twice" in prompt else 1, tool.get("max_uses") or 2)
+    blocks: list[dict[str, Any]] = []
+    for number in range(count):
+        call_id = new_id("srvtoolu_")
+        blocks.append({"type": "server_tool_use", "id": call_id, "name": "web_search",
+                       "input": {"query": f"search {number + 1}"}})
+        blocks.append({"type": "web_search_tool_result", "tool_use_id": call_id,
+                       "content": [{"type": "web_search_result", "url": "https://example.com/",
+                                    "title": "Example", "encrypted_content": "EncRyPt",
+                                    "page_age": None}]})
+    return blocks
 
 
 def _thinking_blocks(body: dict[str, Any], prompt: str) -> list[dict[str, Any]]:

@@ -24,7 +24,9 @@ Answers are deterministic (see ``echo_model``): ``"echo: <last user text>"``,
 with ``tools`` and a prompt about "weather" (or a forcing ``tool_choice``) the
 answer is ``tool_use`` blocks, two parallel ones for "two cities"; with
 ``thinking`` on, a signed ``thinking`` block comes first; structured outputs
-(``output_config.format``) give JSON fitting the schema. Prompt caching
+(``output_config.format``) give JSON fitting the schema; with a ``web_search_*``
+server tool, one search (two when the prompt says "twice") comes as ``server_tool_use`` and
+``web_search_tool_result`` blocks, counted in ``usage.server_tool_use``. Prompt caching
 is simulated: the prefix up to the last ``cache_control`` marker is reported as
 ``cache_creation_input_tokens`` the first time and ``cache_read_input_tokens``
 after. Scripted faults (see ``control``): HTTP errors (529 ``overloaded_error``,
@@ -197,6 +199,8 @@ def stream_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     usage = message["usage"]
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
     start["usage"] = {**usage, "output_tokens": 1}
+    if "server_tool_use" in usage:  # counted as the tools run: zero when the message starts
+        start["usage"]["server_tool_use"] = dict.fromkeys(usage["server_tool_use"], 0)
     events = [("message_start", {"type": "message_start", "message": start})]
     for index, block in enumerate(message["content"]):
         block_events = list(_block_events(index, block))
@@ -230,7 +234,9 @@ def _opened_block(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str,
         deltas = [{"type": "thinking_delta", "thinking": t} for t in tokens(block["thinking"])]
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
         return {"type": "thinking", "thinking": "", "signature": ""}, deltas
-    # tool_use: the input arrives as JSON text in pieces, the first one empty.
+    if block["type"] == "web_search_tool_result":
+        return block, []  # results arrive whole in content_block_start
+    # tool_use and server_tool_use: the input arrives as JSON text in pieces, the first empty.
     arguments = json.dumps(block["input"])
     third = max(1, len(arguments) // 3)
     pieces = ["", *(arguments[i : i + third] for i in range(0, len(arguments), third))]

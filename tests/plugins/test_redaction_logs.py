@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from onyproxy import secret_mask
 from onyproxy.logs import JsonFormatter
-from plugins.redaction import Plugin, credentials
+from plugins.redaction import Plugin
 from plugins.redaction.config import RedactionConfig
 from plugins.redaction.credentials import (
     SecretFilter,
@@ -114,7 +115,7 @@ def test_a_line_without_any_marker_never_reaches_the_patterns(monkeypatch):
     def no_patterns(text, low):
         raise AssertionError(f"patterns ran on {text!r}")
 
-    monkeypatch.setattr(credentials, "_secret_spans", no_patterns)
+    monkeypatch.setattr(secret_mask, "_secret_spans", no_patterns)
     record = logging.LogRecord("onyproxy.server", logging.INFO, __file__, 1,
                                "worker pid %d listening on %s:%d after %.1f ms",
                                (4242, "127.0.0.1", 8080, 12.5), None)
@@ -134,7 +135,7 @@ def test_an_access_record_is_checked_once_by_its_values_not_its_field_names(monk
         raise AssertionError("the record was walked string by string")
 
     with monkeypatch.context() as patch:
-        patch.setattr(credentials, "_scrub", walked)
+        patch.setattr(secret_mask, "_scrub", walked)
         assert scrub(record) is record and record == original
     record["nested"]["note"] = f"Bearer {GATEWAY_KEY}"  # a secret deep inside is still found
     assert scrub(record)["nested"]["note"] == "Bearer ***"

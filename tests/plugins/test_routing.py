@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ from onyproxy.config.model import ModelConfig, TargetConfig
 from onyproxy.errors import GatewayError
 from onyproxy.exchange import Attempt, Exchange
 from plugins.routing import Plugin
-from plugins.routing.plugin import CircuitConfig, RoutingConfig
+from plugins.routing.plugin import CircuitConfig, RetryBudgetConfig, RoutingConfig
 
 A = TargetConfig(provider="a", model="m-a")
 B = TargetConfig(provider="b", model="m-b")
@@ -31,12 +32,27 @@ class ManualClock:
         return self.now
 
 
+class RecordedMetrics:
+    """The metrics calls the plugin makes, as ``(method, *args)`` tuples."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def circuit_shed(self, model: str) -> None:
+        self.calls.append(("circuit_shed", model))
+
+    def retry_refused(self, provider: str, reason: str) -> None:
+        self.calls.append(("retry_refused", provider, reason))
+
+
 def make_plugin(strategy: str = "fallback", targets=(A, B, C), *, seed: int = 7,
-                clock: ManualClock | None = None, **circuit) -> Plugin:
+                clock: ManualClock | None = None, budget: RetryBudgetConfig | None = None,
+                **circuit) -> Plugin:
     models = {"m": ModelConfig(targets=list(targets), strategy=strategy)}
-    gateway = SimpleNamespace(config=SimpleNamespace(models=models))
+    gateway = SimpleNamespace(config=SimpleNamespace(models=models), metrics=RecordedMetrics())
     config = RoutingConfig(circuit=CircuitConfig(**{"failures": 3, "window_s": 30,
-                                                    "cooldown_s": 10, **circuit}))
+                                                    "cooldown_s": 10, **circuit}),
+                           retry_budget=budget or RetryBudgetConfig())
     return Plugin(config, gateway, rng=random.Random(seed), clock=clock or ManualClock())
 
 
@@ -220,7 +236,7 @@ async def test_a_lost_trial_expires_after_a_cooldown():
     assert providers(await routed(plugin)) == ["a", "b", "c"]
 
 
-async def test_when_every_circuit_is_open_the_soonest_to_recover_is_tried():
+async def test_when_every_circuit_is_open_the_call_is_shed_until_the_next_trial():
     clock = ManualClock()
     plugin = make_plugin(clock=clock)
     await fail(plugin, B, times=3)
@@ -228,9 +244,28 @@ async def test_when_every_circuit_is_open_the_soonest_to_recover_is_tried():
     await fail(plugin, A, times=3)
     clock.now += 2
     await fail(plugin, C, times=3)
-    ex = await routed(plugin)
-    assert providers(ex) == ["b"]
-    assert ex.state["routing"].forced == "b/m-b"
+    with pytest.raises(GatewayError) as shed:
+        await routed(plugin)
+    assert shed.value.status == 503 and shed.value.code == "circuit_open"
+    assert shed.value.headers == {"retry-after": "6"}  # b's cool-down ends first, in 6 s
+    assert "'m'" in shed.value.message
+    assert plugin.gateway.metrics.calls == [("circuit_shed", "m")]
+    clock.now += 6
+    assert providers(await routed(plugin)) == ["b"]  # b's half-open trial
+
+
+async def test_concurrent_callers_get_one_trial_per_target_and_the_rest_are_shed():
+    clock = ManualClock()
+    plugin = make_plugin(targets=(A, B), clock=clock)
+    await fail(plugin, A, times=3)
+    await fail(plugin, B, times=3)
+    clock.now += 10
+    results = await asyncio.gather(*[routed(plugin, targets=(A, B)) for _ in range(20)],
+                                   return_exceptions=True)
+    admitted = [providers(r) for r in results if isinstance(r, Exchange)]
+    shed = [r for r in results if isinstance(r, GatewayError)]
+    assert admitted == [["a", "b"]]  # the first caller holds both trials
+    assert len(shed) == 19 and {e.headers["retry-after"] for e in shed} == {"10"}
 
 
 async def test_a_stream_that_breaks_counts_as_a_failure():
@@ -249,6 +284,76 @@ async def test_circuit_state_is_reported_per_target():
     ex = await routed(plugin)
     report(ex, B, status=200)
     assert plugin.circuit_states() == {"a/m-a": "open", "b/m-b": "closed"}
+
+
+# --- retry budget -------------------------------------------------------------------------
+
+
+async def calls(plugin: Plugin, target: TargetConfig, count: int) -> None:
+    """``count`` requests whose one try at ``target`` answered."""
+    for _ in range(count):
+        ex = await routed(plugin)
+        report(ex, target, status=200)
+        await plugin.on_complete(ex)
+
+
+def granted(plugin: Plugin, target: TargetConfig, wanted: int = 100) -> int:
+    return sum(plugin.may_retry(target) for _ in range(wanted))
+
+
+async def test_a_lone_call_still_gets_its_retries():
+    plugin = make_plugin()
+    await calls(plugin, A, 1)
+    assert granted(plugin, A) == 3  # min_retries
+
+
+async def test_retries_are_capped_at_a_share_of_the_calls_of_the_window():
+    plugin = make_plugin(failures=1000)
+    await calls(plugin, A, 50)
+    assert granted(plugin, A) == 10  # 20 % of 50
+    assert granted(plugin, B) == 3  # per target: b has its own (minimum) budget
+    refused = [c for c in plugin.gateway.metrics.calls if c[0] == "retry_refused"]
+    assert refused == [("retry_refused", "a", "budget")] * 90 + \
+        [("retry_refused", "b", "budget")] * 97
+
+
+async def test_a_retry_counts_when_granted_not_as_a_call():
+    plugin = make_plugin(failures=1000)
+    ex = await routed(plugin)
+    for _ in range(3):  # one call, then three retries at the same target
+        report(ex, A, status=500, error="http")
+    assert granted(plugin, A) == 3
+
+
+async def test_the_budget_window_slides():
+    clock = ManualClock()
+    plugin = make_plugin(clock=clock, failures=1000,
+                         budget=RetryBudgetConfig(ratio=0.5, window_s=10, min_retries=1))
+    await calls(plugin, A, 10)
+    assert granted(plugin, A) == 5
+    clock.now += 5
+    await calls(plugin, A, 4)
+    assert granted(plugin, A) == 2  # 14 calls: 7 retries in all
+    clock.now += 5.5  # the first ten calls and five retries left the window
+    assert granted(plugin, A) == 0  # 4 calls and 2 retries left in it: no room
+    await calls(plugin, A, 4)
+    assert granted(plugin, A) == 2  # 8 calls: room for 4 retries, 2 taken
+    clock.now += 11
+    assert granted(plugin, A) == 1  # nothing left in the window: the minimum
+
+
+async def test_no_retry_at_a_target_whose_circuit_is_open():
+    plugin = make_plugin()
+    await calls(plugin, A, 10)
+    await fail(plugin, A, times=3)
+    assert granted(plugin, A, wanted=1) == 0
+    assert plugin.gateway.metrics.calls[-1] == ("retry_refused", "a", "circuit_open")
+
+
+async def test_the_routing_policy_asks_the_plugin_before_each_retry():
+    plugin = make_plugin()
+    ex = await routed(plugin)
+    assert ex.policy.may_retry == plugin.may_retry
 
 
 # --- config -------------------------------------------------------------------------------
@@ -275,3 +380,13 @@ def test_unknown_circuit_option_names_its_key_path():
     with pytest.raises(ConfigError) as caught:
         parse_config(gateway_yaml({"circuit": {"failure": 2}}), "gateway.yaml", {})
     assert "circuit.failure" in str(caught.value)
+
+
+def test_retry_budget_options_are_read_and_checked():
+    config = parse_config(gateway_yaml({"retry_budget": {"ratio": 0.5, "min_retries": 0}}),
+                          "gateway.yaml", {})
+    (spec,) = config.plugins
+    assert spec.config.retry_budget == RetryBudgetConfig(ratio=0.5, window_s=10, min_retries=0)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(gateway_yaml({"retry_budget": {"ratio": 1.5}}), "gateway.yaml", {})
+    assert "retry_budget.ratio" in str(caught.value)

@@ -121,6 +121,26 @@ async def test_an_objection_from_before_migration_5_reads_back_without_an_event(
         await store.close()
 
 
+async def test_keys_from_before_migration_6_are_not_owner_keys(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:5])
+    conn.execute("INSERT INTO accounts (id, email, first_name, created_at, updated_at) "
+                 "VALUES ('acc_1', 'a@example.com', 'A', '2025-03-01T12:00:00.000+00:00', "
+                 "'2025-03-01T12:00:00.000+00:00')")
+    conn.execute("INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at) "
+                 "VALUES ('key_1', 'acc_1', 'old', 'ony-AbCdEfGh', ?, "
+                 "'2025-03-01T12:00:00.000+00:00')", ("h" * 64,))
+    conn.close()
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        old = await store.get_key("key_1")
+        assert old is not None and old.name == "old"
+        assert (old.owner, old.created_by) == (False, None)
+    finally:
+        await store.close()
+
+
 async def test_corrupt_sqlite_file_is_a_clear_storage_error(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.db"
     path.write_bytes(b"this is not a database, just some bytes " * 200)

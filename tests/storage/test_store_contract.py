@@ -155,6 +155,17 @@ async def test_key_record_reads_back_with_limits_budget_and_models(store: Store)
     assert await store.get_key(made.id) == made
 
 
+async def test_an_owner_key_and_its_creator_read_back(store: Store) -> None:
+    holder = await store.create_account(account())
+    parent = await store.create_key(key(holder.id, owner=True))
+    child = await store.create_key(key(holder.id, "c" * 64, created_by=parent.id))
+    assert (await store.get_key(parent.id)).owner is True
+    assert (await store.get_key_by_hash("c" * 64)) == child
+    assert (child.owner, child.created_by) == (False, parent.id)
+    assert {k.id: (k.owner, k.created_by) for k in await store.list_keys(holder.id)} == {
+        parent.id: (True, None), child.id: (False, parent.id)}
+
+
 async def test_key_without_limits_keeps_none(store: Store) -> None:
     owner = await store.create_account(account())
     made = await store.create_key(key(owner.id))

@@ -41,7 +41,8 @@ async def test_usage_event_with_every_metering_field_reads_back_identically(
                  surface="anthropic", provider_model="gpt-4o-2024-08-06", attempts=2,
                  error_type=None, cached_tokens=1024, reasoning_tokens=100, ttft_ms=95,
                  streamed=True, flags=["partial", "estimated"], billable=True,
-                 client_request_id="client-abc")
+                 client_request_id="client-abc",
+                 server_tool_uses={"web_search": 3, "web_fetch": 1})
     refused = event("r2", status=429, error_type="insufficient_quota", billable=False,
                     provider="", ttft_ms=None)
     await store.insert_usage_events([made, refused])
@@ -149,6 +150,7 @@ async def test_sqlite_events_written_before_metering_columns_read_with_defaults(
     try:
         (old,) = await store.list_usage_events()
         assert (old.flags, old.billable, old.cached_tokens, old.surface) == ([], True, 0, "")
+        assert old.server_tool_uses == {}
         (total,) = await store.usage_totals(group_by=["model"], billable_only=True)
         assert (total.requests, total.cost_usd) == (1, Decimal("0.5"))
     finally:

@@ -16,6 +16,7 @@ from onyproxy.storage import (
     SecurityEvent,
     Store,
     new_id,
+    utcnow,
 )
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
@@ -132,3 +133,22 @@ async def test_purging_security_events_removes_only_older_ones(store: Store) -> 
     assert len(await store.list_security_events()) == 2
     assert await store.purge_security_events(cutoff) == 1
     assert [e.id for e in await store.list_security_events()] == [new.id]
+
+
+# signed-out dashboard sessions -------------------------------------------------------------
+# Times ahead of the wall clock: a backend may drop records whose time has passed.
+NOW = utcnow() + timedelta(days=1)
+
+
+async def test_a_revoked_session_stays_revoked_until_its_expiry(store: Store) -> None:
+    await store.revoke_session("sid-1", until=NOW + timedelta(hours=8))
+    assert await store.session_revoked("sid-1", NOW)
+    assert await store.session_revoked("sid-1", NOW + timedelta(hours=7, minutes=59))
+    assert not await store.session_revoked("sid-1", NOW + timedelta(hours=8))
+    assert not await store.session_revoked("sid-2", NOW)
+
+
+async def test_revoking_a_session_twice_keeps_the_later_expiry(store: Store) -> None:
+    await store.revoke_session("sid-1", until=NOW + timedelta(hours=8))
+    await store.revoke_session("sid-1", until=NOW + timedelta(hours=1))
+    assert await store.session_revoked("sid-1", NOW + timedelta(hours=2))

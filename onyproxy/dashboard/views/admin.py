@@ -12,9 +12,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from onyproxy.admin.records import account_record, key_record, suspension_details, timestamp
-from onyproxy.dashboard.audit import audit, forget_keys
+from onyproxy.dashboard.audit import audit, forget_keys, revoke_with_created
 from onyproxy.dashboard.pages import json_reply, page, redirect, render, store
-from onyproxy.keys import key_is_usable, reinstate_key, revoke_key
+from onyproxy.keys import key_is_usable, reinstate_key
 from onyproxy.storage import Account, ApiKey, AuditEntry, NotFoundError, Store
 from onyproxy.storage.security import SecurityEvent
 
@@ -66,10 +66,7 @@ async def keys_json(request: web.Request) -> web.StreamResponse:
 
 @page("admin")
 async def revoke(request: web.Request) -> web.StreamResponse:
-    key = await _key(request)
-    await revoke_key(store(request), key.id)
-    await audit(request, "key.revoke", key.id, account_id=key.account_id)
-    forget_keys(request)
+    await revoke_with_created(request, await _key(request))
     return redirect("/ui/admin/keys")
 
 

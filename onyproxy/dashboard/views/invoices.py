@@ -1,4 +1,5 @@
-"""Invoices of the signed-in account, one per month, each downloadable as CSV.
+"""Invoices of the signed-in account, one per month, each downloadable as CSV (an owner key's
+session only: they are the whole account's figures).
 
 The figures come from :func:`onyproxy.billing.invoices` (the closed record of a month, or the
 figures of an open month computed now) and the CSV from :func:`onyproxy.billing.invoices_csv`,
@@ -22,13 +23,13 @@ def register(router: web.UrlDispatcher) -> None:
     router.add_get("/api/invoices", invoices_json)
 
 
-@page("account")
+@page("owner")
 async def invoices_page(request: web.Request) -> web.StreamResponse:
     found = await account_invoices(store(request), account_id(request))
     return render(request, "invoices.html", {"title": "Invoices", "invoices": found})
 
 
-@page("account")
+@page("owner")
 async def invoices_json(request: web.Request) -> web.StreamResponse:
     found = await account_invoices(store(request), account_id(request))
     return json_reply({"data": [{**invoice_record(record, status),
@@ -36,7 +37,7 @@ async def invoices_json(request: web.Request) -> web.StreamResponse:
                                 for record, status in found]})
 
 
-@page("account")
+@page("owner")
 async def invoice_csv(request: web.Request) -> web.StreamResponse:
     month = request.match_info["month"]
     found = [(r, s) for r, s in await account_invoices(store(request), account_id(request))

@@ -1,5 +1,8 @@
 """Privacy: cookie consent, download my data (KVKK export), erase my account, the policy.
 
+All but the cookie choices need an owner key's session; erasing also asks for an owner key of
+the account again (re-authentication), not only the email address shown on the page.
+
 Export and erasure call :mod:`onyproxy.privacy.subject`, which writes the audit entries; the
 dashboard adds nothing of its own to either.
 """
@@ -21,6 +24,8 @@ from onyproxy.dashboard.pages import (
     secure_cookies,
     viewer_of,
 )
+from onyproxy.dashboard.views.signin import end_session
+from onyproxy.keys import find_usable_key
 from onyproxy.privacy import policy, subject
 
 ERASE_REASON = "requested by the account holder in the dashboard"
@@ -56,7 +61,7 @@ async def consent(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@page("account")
+@page("owner")
 async def export(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     viewer = viewer_of(request)
@@ -69,7 +74,7 @@ async def export(request: web.Request) -> web.StreamResponse:
                  f'attachment; filename="onyproxy-data-{account_id(request)}.json"'})
 
 
-@page("account")
+@page("owner")
 async def erase(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     viewer = viewer_of(request)
@@ -79,15 +84,22 @@ async def erase(request: web.Request) -> web.StreamResponse:
         return await _page(request, status=400, erase_error=(
             "Tick the box and type your account's email address exactly to confirm."))
     gw = gateway(request)
+    # Re-authentication: a session left open on a shared screen must not erase the account.
+    found = await find_usable_key(gw.store, str(form.get("confirm_key", "")),
+                                  gw.config.security.key_pepper)
+    if found is None or found[1].id != viewer.account.id or not found[0].owner:
+        return await _page(request, status=403, erase_error=(
+            "Enter an owner API key of this account again to confirm the erasure."))
     result = await subject.erase(gw.store, gw.config, viewer.account.id, actor=viewer.actor,
                                  reason=ERASE_REASON)
+    await end_session(request, viewer.session)
     response = render(request, "erased.html", {"title": "Your data was erased",
                                                "result": result, "viewer": None})
     request[SIGNER].clear_session_cookie(response)  # its key was just revoked
     return response
 
 
-@page("account")
+@page("owner")
 async def accept_policy(request: web.Request) -> web.StreamResponse:
     """Accept the policy version in force (the form names it, so a version that changed
     while the page was open is not accepted unseen)."""

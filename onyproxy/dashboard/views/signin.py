@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
 from onyproxy.dashboard.pages import (
@@ -13,6 +15,7 @@ from onyproxy.dashboard.pages import (
     safe_next,
     viewer_of,
 )
+from onyproxy.dashboard.session import Session
 from onyproxy.dashboard.signin import SignInError, sign_in
 
 
@@ -46,8 +49,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     security = gw.config.security
     try:
-        session = await sign_in(credential, gw.store, security.key_pepper, security.jwt_secret,
-                                request[SIGNER])
+        session = await sign_in(credential, gw.store, security, request[SIGNER])
     except SignInError as exc:
         if gw.metrics is not None:
             gw.metrics.auth_failure("ui")
@@ -65,9 +67,18 @@ async def signin(request: web.Request) -> web.StreamResponse:
 
 @page(None)
 async def signout(request: web.Request) -> web.StreamResponse:
+    viewer = viewer_of(request)
+    if viewer is not None:
+        await end_session(request, viewer.session)
     response = redirect("/ui/signin")
     request[SIGNER].clear_session_cookie(response)
     return response
+
+
+async def end_session(request: web.Request, session: Session) -> None:
+    """End a session on the server too: a copy of its cookie stops working everywhere."""
+    until = datetime.fromtimestamp(session.expires, UTC)
+    await gateway(request).store.revoke_session(session.sid, until)
 
 
 def _form(request: web.Request, *, next_url: str, error: str | None = None,

@@ -1,4 +1,5 @@
-"""Usage of the signed-in account: tokens, requests and cost per day and per model."""
+"""Usage of the signed-in account: tokens, requests and cost per day and per model. A
+read-only session (a key without the owner role) sees only its own key's usage."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from onyproxy.dashboard.consent import PREFS_COOKIE, remember_pref
 from onyproxy.dashboard.pages import (
     account_id,
     json_reply,
+    own_key_only,
     page,
     render,
     secure_cookies,
@@ -24,7 +26,8 @@ def register(router: web.UrlDispatcher) -> None:
 @page("account")
 async def usage_page(request: web.Request) -> web.StreamResponse:
     days = _days(request)
-    view = await account_usage(store(request), account_id(request), days)
+    view = await account_usage(store(request), account_id(request), days,
+                               key_id=own_key_only(request))
     response = render(request, "usage.html", {"title": "Usage", "view": view, "days": days,
                                               "ranges": RANGES, "charts": charts(view)})
     if "days" in request.query:
@@ -34,7 +37,8 @@ async def usage_page(request: web.Request) -> web.StreamResponse:
 
 @page("account")
 async def usage_json(request: web.Request) -> web.StreamResponse:
-    view = await account_usage(store(request), account_id(request), _days(request))
+    view = await account_usage(store(request), account_id(request), _days(request),
+                               key_id=own_key_only(request))
     return json_reply(usage_record(view))
 
 
