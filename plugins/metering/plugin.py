@@ -73,8 +73,8 @@ from plugins.metering import estimate
 from plugins.metering.budget import AccountBudgets, Ledger, Reservation, Scope
 from plugins.metering.config import MeteringConfig, check_config, spool_root
 from plugins.metering.cost import Prices, cost_of, estimated_cost
-from plugins.metering.flusher import Flusher
 from plugins.metering.finishing import Finishing
+from plugins.metering.flusher import Flusher
 from plugins.metering.record import build_event, encode, event_id, wanted
 from plugins.metering.spool import SpoolDir
 from plugins.metering.spool_metrics import spool_metrics
