@@ -10,65 +10,36 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from deploy_files import (
+    COMPOSE,
+    DEPLOY,
+    DRAIN_S,
+    GATEWAY_YAML,
+    GATEWAYS,
+    ROOT,
+    VAR,
+    compose,
+    dockerfile_stages,
+    duration_s,
+    env_example,
+    gateway_env,
+    instructions,
+    load_deploy_config,
+    nginx_upstreams,
+    prometheus,
+    services,
+)
 from serve_process import GatewayProcess
 
 from onyproxy.cli import build_parser
-from onyproxy.config import ConfigError, load_config
-
-ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
-COMPOSE = DEPLOY / "compose.yaml"
-GATEWAY_YAML = DEPLOY / "gateway.yaml"
-GATEWAYS = ["gateway-1", "gateway-2"]
-# server.drain_s's default: the longest SIGTERM lets calls in flight finish.
-DRAIN_S = 30
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?])?([^}]*)\}")
-
-
-def compose() -> dict:
-    return yaml.safe_load(COMPOSE.read_text())
-
-
-def services() -> dict:
-    return compose()["services"]
-
-
-def env_example() -> dict[str, str]:
-    lines = (DEPLOY / ".env.example").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-
-
-def filled_env() -> dict[str, str]:
-    """deploy/.env as a user fills it: every empty secret given a value."""
-    return {name: value or f"secret-{name.lower()}" for name, value in env_example().items()}
-
-
-def gateway_env(service: str) -> dict[str, str]:
-    """The environment compose gives a gateway container: .env, then `environment:` with
-    compose's ${VAR} interpolation (from the same .env) applied."""
-    env = filled_env()
-    for name, value in services()[service]["environment"].items():
-        env[name] = _VAR.sub(lambda m: env[m.group(1)], str(value))
-    return env
-
-
-def load_deploy_config(env: dict[str, str]):
-    # The image has the catalog at /etc/onyproxy/models.yaml; here it is the repository's.
-    return load_config(str(GATEWAY_YAML), {**env, "ONYPROXY_CATALOG": str(ROOT / "config" /
-                                                                          "models.yaml")})
-
-
-def duration_s(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600}
-    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smh])", text))
-
+from onyproxy.config import ConfigError
 
 # --- every file parses ---------------------------------------------------------------------
+
 
 def test_every_yaml_file_under_deploy_parses():
     files = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
@@ -79,26 +50,6 @@ def test_every_yaml_file_under_deploy_parses():
 
 
 # --- Dockerfile ----------------------------------------------------------------------------
-
-def dockerfile_stages() -> list[list[tuple[str, str]]]:
-    """The Dockerfile's instructions, continuation lines joined, split into stages."""
-    text = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text())
-    stages: list[list[tuple[str, str]]] = [[]]
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        keyword, _, rest = line.partition(" ")
-        if keyword.upper() == "FROM":
-            stages.append([])
-        stages[-1].append((keyword.upper(), rest.strip()))
-    return stages
-
-
-def instructions(stage: list[tuple[str, str]], keyword: str) -> list[str]:
-    return [rest for key, rest in stage if key == keyword]
-
-
 def setup_cfg() -> configparser.ConfigParser:
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg")
@@ -325,7 +276,7 @@ def test_secrets_come_from_the_git_ignored_env_file():
     assert "/deploy/.env" in (ROOT / ".gitignore").read_text().splitlines()
     text = re.sub(r"(^|\s)#.*", "", COMPOSE.read_text() + GATEWAY_YAML.read_text())
     example = env_example()
-    for match in _VAR.finditer(text):
+    for match in VAR.finditer(text):
         name, operator = match.group(1), match.group(2)
         if operator in (None, ":?"):  # required: the user must be told to set it
             assert name in example, name
@@ -341,57 +292,3 @@ def test_secrets_come_from_the_git_ignored_env_file():
 
 
 # --- monitoring ----------------------------------------------------------------------------
-
-def prometheus() -> dict:
-    return yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-
-
-def nginx_upstreams() -> list[str]:
-    text = (DEPLOY / "nginx.conf").read_text()
-    block = re.search(r"upstream gateways \{(.*?)\}", text, re.S).group(1)
-    return re.findall(r"^\s*server (\S+)", block, re.M)
-
-
-def mounts(service: str) -> dict[str, str]:
-    """container path -> host path (relative to the repository root)."""
-    pairs = [v.split(":")[:2] for v in services()[service]["volumes"]]
-    return {target: str((DEPLOY / source).resolve().relative_to(ROOT))
-            for source, target in pairs if source.startswith(".")}
-
-
-def test_prometheus_loads_the_shipped_alert_rules_and_scrapes_with_the_token():
-    config = prometheus()
-    files = mounts("prometheus")
-    assert [files[path] for path in config["rule_files"]] == ["config/monitoring/alerts.yaml"]
-    assert files["/etc/prometheus/prometheus.yml"] == "deploy/prometheus/prometheus.yml"
-    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "onyproxy"]
-    secret = services()["prometheus"]["secrets"][0]
-    assert job["authorization"]["credentials_file"] == f"/run/secrets/{secret}"
-    (am,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
-    assert am.split(":")[0] in services()
-    assert set(services()["prometheus"]["networks"]) <= set(services()["gateway-1"]["networks"])
-
-
-def test_grafana_is_provisioned_with_prometheus_and_the_shipped_dashboard():
-    provisioning = DEPLOY / "grafana" / "provisioning"
-    assert mounts("grafana")["/etc/grafana/provisioning"] == "deploy/grafana/provisioning"
-    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())[
-        "datasources"]
-    assert source["type"] == "prometheus" and source["isDefault"] is True
-    assert urlsplit(source["url"]).hostname == "prometheus"
-    (provider,) = yaml.safe_load((provisioning / "dashboards" / "onyproxy.yaml").read_text())[
-        "providers"]
-    dashboards = {path: host for path, host in mounts("grafana").items()
-                  if path.startswith(provider["options"]["path"] + "/")}
-    assert list(dashboards.values()) == ["config/monitoring/grafana-dashboard.json"]
-    dashboard = json.loads((ROOT / "config/monitoring/grafana-dashboard.json").read_text())
-    assert {"type": "datasource", "query": "prometheus"}.items() <= dashboard["templating"][
-        "list"][0].items()
-
-
-def test_load_balancer_listens_where_compose_publishes_and_hides_metrics():
-    text = (DEPLOY / "nginx.conf").read_text()
-    listen = re.search(r"listen (\d+);", text).group(1)
-    assert services()["lb"]["ports"] == [f"8080:{listen}"]
-    assert "location = /metrics { return 404; }" in text
-    assert "proxy_buffering off;" in text

@@ -10,6 +10,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from deploy_files import DRAIN_S
 
 from onyproxy.cli import build_parser
 
@@ -19,7 +20,6 @@ BASE = KUBERNETES / "base"
 SERVICEMONITOR = KUBERNETES / "components" / "servicemonitor"
 # The oldest Kubernetes release still supported upstream that the manifests must work on.
 KUBERNETES_VERSION = "1.30"
-DRAIN_S = 30  # server.drain_s's default
 
 
 def kustomization(folder: Path) -> dict:
