@@ -282,6 +282,16 @@ async def test_a_body_nested_deeper_than_64_levels_is_400(api):
         assert r.status == 400 and (await r.json())["error"]["code"] == "json_too_deep"
 
 
+@pytest.mark.parametrize(("encoding", "code"), [("gzip", "bad_content_encoding"),
+                                                ("compress", "unsupported_content_encoding")])
+async def test_a_wrong_content_encoding_is_400(api, encoding, code):
+    raw = b'{"email": "c@example.com", "name": "C"}'  # plain JSON, whatever the header says
+    async with api.session.post(api.url + "/admin/accounts", data=raw,
+                                headers={**api.auth, "content-type": "application/json",
+                                         "content-encoding": encoding}) as r:
+        assert r.status == 400 and (await r.json())["error"]["code"] == code
+
+
 async def test_unknown_records_are_404(api):
     for method, path in [("GET", "/admin/accounts/acc_nope"), ("PATCH", "/admin/accounts/x@y.io"),
                          ("DELETE", "/admin/accounts/acc_nope"), ("GET", "/admin/keys/key_nope"),
