@@ -10,11 +10,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
+
 from onyproxy.errors import invalid_request
 
 MAX_DEPTH = 64
 MAX_MODEL_CHARS = 256
 MAX_USER_AGENT_CHARS = 256
+# aiohttp decodes these itself (br and zstd only with optional packages, so not promised).
+DECODED = frozenset({"identity", "gzip", "deflate", "x-gzip"})
+
+
+async def read_raw(request: web.Request) -> bytes:
+    """The body, decoded; a 400 for a Content-Encoding aiohttp does not decode or a body that
+    does not match it (``HTTPRequestEntityTooLarge`` is left to the caller)."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in DECODED:
+        raise invalid_request("The request body's Content-Encoding must be gzip, deflate or "
+                              "identity.", code="unsupported_content_encoding")
+    try:
+        return await request.read()
+    except (ContentEncodingError, RequestPayloadError):
+        raise invalid_request("The request body does not match its Content-Encoding.",
+                              code="bad_content_encoding") from None
 
 
 def check_depth(raw: bytes, body: Any) -> None:

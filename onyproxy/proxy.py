@@ -12,13 +12,11 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import ContentEncodingError
-from aiohttp.web_protocol import RequestPayloadError
 
 from onyproxy import translate
 from onyproxy.access_log import write_access_log
 from onyproxy.appkeys import GATEWAY, REQUEST_ID
-from onyproxy.client_input import check_depth, check_model, user_agent
+from onyproxy.client_input import check_depth, check_model, read_raw, user_agent
 from onyproxy.error_shapes import render, stream_error_event
 from onyproxy.errors import GatewayError, invalid_request, model_not_found
 from onyproxy.exchange import Exchange
@@ -30,8 +28,6 @@ from onyproxy.sse import Event, has_usage
 from onyproxy.surfaces.base import Operation
 
 JSON = "application/json"
-# aiohttp decodes these itself (br and zstd only with optional packages, so not promised).
-DECODED = frozenset({"identity", "gzip", "deflate", "x-gzip"})
 
 
 async def handle(request: web.Request, op: Operation) -> web.StreamResponse:
@@ -88,15 +84,8 @@ async def _run(request: web.Request, gw: Gateway, ex: Exchange,
 
 async def read_body(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400/413 saying what is wrong with it."""
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in DECODED:
-        raise invalid_request("The request body's Content-Encoding must be gzip, deflate or "
-                              "identity.", code="unsupported_content_encoding")
     try:
-        raw = await request.read()
-    except (ContentEncodingError, RequestPayloadError):
-        raise invalid_request("The request body does not match its Content-Encoding.",
-                              code="bad_content_encoding") from None
+        raw = await read_raw(request)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[GATEWAY].config.server.max_body_mb
         raise GatewayError(413, "invalid_request_error",

@@ -24,7 +24,7 @@ from aiohttp import web
 from onyproxy.accounts import ValidationError
 from onyproxy.admin.auth import Admin, authenticate
 from onyproxy.appkeys import GATEWAY
-from onyproxy.client_input import check_depth
+from onyproxy.client_input import check_depth, read_raw
 from onyproxy.error_shapes import render_openai
 from onyproxy.errors import GatewayError
 from onyproxy.gateway import Gateway
@@ -58,7 +58,7 @@ class AdminCall:
 
     async def body(self, allowed: Iterable[str]) -> dict[str, Any]:
         """The JSON object sent; a 400 naming the first field not in ``allowed``."""
-        raw = await self.request.read()
+        raw = await read_raw(self.request)
         try:
             body = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
@@ -134,7 +134,7 @@ async def _serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse
         return error(GatewayError(503, "api_error", "The database cannot be reached; try "
                                   "again shortly.", code="storage_unavailable"))
     except Exception as exc:
-        log_crash(f"admin {request.method} {request.path}", exc)
+        log_crash(f"admin {request.method} {request.path[:256]}", exc)  # the client's path
         return error(GatewayError(500, "api_error", "Internal gateway error.",
                                   code="internal_error"))
 
