@@ -87,6 +87,8 @@ class Exchange:
     path: str
     headers: Any  # the client's request headers (case-insensitive mapping)
     query: Any
+    # The client's address: the TCP peer, or behind a trusted proxy the forwarded hop it
+    # vouches for (onyproxy.client_address), resolved once by the core for every plugin.
     client_ip: str | None
     user_agent: str | None
     body: dict[str, Any] = field(default_factory=dict)

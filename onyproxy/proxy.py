@@ -51,10 +51,12 @@ async def handle(request: web.Request, op: Operation) -> web.StreamResponse:
 
 
 def new_exchange(request: web.Request, op: Operation) -> Exchange:
+    guard = request.app[GATEWAY].failure_guard
     return Exchange(
         request_id=request[REQUEST_ID], surface=op.surface, shape=op.shape, operation=op.name,
         path=request.path, headers=request.headers, query=request.query,
-        client_ip=request.remote, user_agent=user_agent(request.headers.get("user-agent")),
+        client_ip=guard.client(request.remote, request.headers),
+        user_agent=user_agent(request.headers.get("user-agent")),
     )
 
 

@@ -179,6 +179,16 @@ async def test_a_burst_of_wrong_keys_behind_a_proxy_is_an_event_about_the_client
         await gateway.metrics()
 
 
+async def test_behind_a_trusted_proxy_every_record_names_the_forwarded_client(start, logs):
+    gateway = await start()
+    _, _, secret = await gateway.issue()
+    hops = {"x-forwarded-for": "198.51.100.1, 203.0.113.60"}  # the first hop is the client's
+    assert (await gateway.chat(secret, **hops))[0] == 200
+    [line] = [json.loads(text) for text in logs.getvalue().splitlines()
+              if '"client_ip"' in text]
+    assert line["client_ip"] == "203.0.113.60"
+
+
 @pytest.mark.slow
 async def test_the_cli_reinstates_a_suspended_key(start, tmp_path):
     gateway = await start()

@@ -7,8 +7,9 @@ a key of a suspended or deleted account, is a 401 with one and the same message,
 tells a guesser nothing. A key limited to some models gets a 403 naming the model for any other.
 Wrong keys from one address or with one key prefix are slowed, then blocked with 429 (the core's
 :mod:`onyproxy.failure_guard`, which this plugin configures and which the admin API and the
-dashboard share); a valid key always gets through. The address counted against
-(``trusted_proxies`` resolved) is left in ``ex.state["auth"]["client"]``.
+dashboard share); a valid key always gets through. Its ``trusted_proxies`` tell the core which
+forwarded hop is the client: ``ex.client_ip`` is that address for every plugin (rate limits
+per ``ip``, security detectors, usage events, the access log).
 
 When the store cannot be reached, keys verified within ``stale_ttl_s`` keep working and any
 other key gets a 503 (not a 401: the key may well be valid); ``/readyz`` reports the store.
@@ -89,10 +90,7 @@ class AuthPlugin(Plugin):
 
     async def on_request(self, ex: Exchange) -> None:
         """Authenticate the caller and check the model against the key's allow-list."""
-        address = self.failures.client(ex.client_ip, ex.headers)
-        # Shared before any refusal, so plugins that watch failures (security) count them
-        # against the same address, trusted proxies resolved.
-        ex.state[self.name] = {"client": address}
+        address = ex.client_ip or "unknown"  # trusted proxies resolved by the core
         secret = read_key(ex.headers, ex.query)
         if secret is None:
             if (wait := self.failures.blocked_for(address)) > 0:

@@ -98,13 +98,13 @@ class SecurityPlugin(Plugin):
         if self.spikes is not None:
             self._report(ex, self.spikes.request(identity.key_id))
         if self.spread is not None:
-            self._report(ex, self.spread.seen(identity.key_id, client_of(ex)))
+            self._report(ex, self.spread.seen(identity.key_id, (ex.client_ip or "unknown")))
 
     async def on_complete(self, ex: Exchange) -> None:
         """Failed authentication counts against the address; tokens against the key."""
         if auth_failed(ex):
             if self.bursts is not None:
-                self._report(ex, self.bursts.failed(client_of(ex)))
+                self._report(ex, self.bursts.failed(ex.client_ip or "unknown"))
             return
         identity = ex.identity
         if self.spikes is not None and identity is not None and identity.key_id is not None:
@@ -148,13 +148,6 @@ def client_hash_key(pepper: str | None) -> bytes:
     secret = pepper.encode() if pepper else secrets.token_bytes(32)
     return hmac.new(secret, b"onyproxy security client_ip", hashlib.sha256).digest()
 
-
-def client_of(ex: Exchange) -> str:
-    """The client address the auth plugin counted against (trusted proxies resolved), else
-    the TCP peer."""
-    state = ex.state.get("auth")
-    address = state.get("client") if isinstance(state, dict) else None
-    return address or ex.client_ip or "unknown"
 
 
 def auth_failed(ex: Exchange) -> bool:

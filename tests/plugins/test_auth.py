@@ -280,11 +280,14 @@ async def test_guessing_one_key_prefix_from_many_addresses_is_blocked(store, mak
     await plugin.on_request(bearer(issued.secret, ip="203.0.113.50"))  # the key itself works
 
 
-def via_proxy(secret: str, *forwarded: tuple[str, str]) -> Exchange:
+def via_proxy(plugin: Plugin, secret: str, *forwarded: tuple[str, str]) -> Exchange:
+    """A request from the proxy 10.2.2.2, its client address resolved as the core does with
+    the trusted proxies the plugin configured."""
     headers = CIMultiDict({"authorization": f"Bearer {secret}"})
     for name, value in forwarded:
         headers.add(name, value)
-    return exchange(CIMultiDictProxy(headers), ip="10.2.2.2")
+    frozen = CIMultiDictProxy(headers)
+    return exchange(frozen, ip=plugin.failures.client("10.2.2.2", frozen))
 
 
 async def test_behind_a_trusted_proxy_failures_count_against_the_forwarded_client(
@@ -293,13 +296,14 @@ async def test_behind_a_trusted_proxy_failures_count_against_the_forwarded_clien
     issued = await new_key(store)
     for letter in "FT":
         # The client wrote the first hop itself; the proxy appended the address it saw.
-        await refused(plugin, via_proxy("ony-" + letter * 40,
+        await refused(plugin, via_proxy(plugin, "ony-" + letter * 40,
                                         ("x-forwarded-for", "198.51.100.7, 203.0.113.5, "
                                                             "10.1.1.1")))
     refusal = await refused(plugin, via_proxy(
-        "ony-" + "U" * 40, ("x-forwarded-for", "198.51.100.7, 203.0.113.5, 10.1.1.1")))
+        plugin, "ony-" + "U" * 40, ("x-forwarded-for", "198.51.100.7, 203.0.113.5, 10.1.1.1")))
     assert refusal.status == 429
-    await plugin.on_request(via_proxy(issued.secret, ("x-forwarded-for", "203.0.113.6")))
+    await plugin.on_request(via_proxy(plugin, issued.secret,
+                                      ("x-forwarded-for", "203.0.113.6")))
     assert plugin.failures.blocked_for("203.0.113.5") and not plugin.failures.blocked_for(
         "10.2.2.2")
 

@@ -133,12 +133,10 @@ async def new_key(store: FlakyStore) -> tuple[str, str]:
 def exchange(account_id: str | None = None, key_id: str | None = None,
              ip: str = "192.0.2.1", client: str | None = None) -> Exchange:
     ex = Exchange(request_id="req_test", surface="openai", shape="openai", operation="chat",
-                  path="/v1/chat/completions", headers={}, query={}, client_ip=ip,
+                  path="/v1/chat/completions", headers={}, query={}, client_ip=client or ip,
                   user_agent=None, model="mock-small")
     if key_id is not None:
         ex.identity = Identity(account_id=account_id or "acc_x", key_id=key_id)
-    if client is not None:
-        ex.state["auth"] = {"client": client}
     return ex
 
 
