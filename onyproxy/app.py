@@ -27,6 +27,7 @@ def create_app(config: GatewayConfig) -> web.Application:
         client_max_size=int(config.server.max_body_mb * 1024 * 1024),
     )
     app[CONFIG] = config
+    app.on_response_prepare.append(_security_headers)
     add_routes(app)
     app.cleanup_ctx.append(gateway_context)
     return app
@@ -66,6 +67,18 @@ async def gateway_context(app: web.Application) -> AsyncIterator[None]:
             await gw.store.close()
     finally:
         await session.close()
+
+
+#: Sent with every answer over TLS: browsers keep to https:// for this host for a year.
+HSTS = "max-age=31536000"
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp would announce "Python/3.x aiohttp/3.x": exact versions help no one but an
+    # attacker matching known vulnerabilities.
+    response.headers["Server"] = "onyproxy"
+    if request.app[CONFIG].server.tls is not None:
+        response.headers["Strict-Transport-Security"] = HSTS
 
 
 def _store_options(config: GatewayConfig) -> dict[str, int]:
