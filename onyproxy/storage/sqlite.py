@@ -35,6 +35,7 @@ from onyproxy.storage.base import (
     check_status,
     utcnow,
 )
+from onyproxy.storage.sqlite_files import prepare_files
 from onyproxy.storage.sqlite_privacy import SQLitePrivacy
 from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate
 from onyproxy.storage.sqlite_security import SQLiteSecurity
@@ -67,7 +68,7 @@ def path_from_url(url: str) -> str:
 
 def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        prepare_files(path)
     deadline = time.monotonic() + busy_timeout_s
     while True:
         try:
@@ -95,6 +96,9 @@ def _connect_once(path: str, busy_timeout_s: float) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         register_functions(conn)
         conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted and overwritten content is zeroed, not left in free pages: an erased
+        # person's data must not be recoverable from the file.
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         migrate(conn)
