@@ -8,6 +8,7 @@ created them 0644) are tightened at every open.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -38,7 +39,6 @@ def tighten(file: Path) -> None:
     except FileNotFoundError:
         return
     if mode & 0o077:
-        try:
+        # Another user's file: SQLite will report what it cannot open.
+        with contextlib.suppress(PermissionError):
             file.chmod(mode & 0o700)
-        except PermissionError:
-            pass  # another user's file: SQLite will report what it cannot open
