@@ -77,7 +77,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     # aiohttp would announce "Python/3.x aiohttp/3.x": exact versions help no one but an
     # attacker matching known vulnerabilities.
     response.headers["Server"] = "onyproxy"
-    if request.app[CONFIG].server.tls is not None:
+    if request.config_dict[CONFIG].server.tls is not None:
         response.headers["Strict-Transport-Security"] = HSTS
 
 

@@ -11,6 +11,7 @@ CHAT = {"model": "mock-small", "messages": [{"role": "user", "content": "ping"}]
 
 @pytest.mark.parametrize(("method", "path", "body"), [
     ("GET", "/healthz", None),
+    ("GET", "/ui/signin", None),  # a sub-application
     ("POST", "/v1/chat/completions", CHAT),
     ("GET", "/no/such/page", None),
     ("POST", "/v1/chat/completions", {"model": "unknown-model", "messages": []}),
