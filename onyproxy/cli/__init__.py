@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-CONFIG_HELP = "gateway YAML (default: $ONYPROXY_CONFIG or config/gateway.yaml)"
+CONFIG_HELP = ("gateway YAML (default: $ONYPROXY_CONFIG, else config/gateway.yaml if it exists, "
+               "else the default shipped with onyproxy)")
 
 
 def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:
