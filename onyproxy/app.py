@@ -14,6 +14,7 @@ from onyproxy.metrics import Metrics
 from onyproxy.middleware import gateway_middleware
 from onyproxy.pepper import with_pepper
 from onyproxy.pipeline import Pipeline
+from onyproxy.privacy.anchor import AnchorJob, anchor_path, open_audit
 from onyproxy.providers import build_adapters
 from onyproxy.retention import RETENTION_JOB, RetentionJob
 from onyproxy.routes import add_routes
@@ -54,13 +55,17 @@ async def gateway_context(app: web.Application) -> AsyncIterator[None]:
             # After the store opened (so an unreachable database is reported first), before
             # the plugins and the admin API: they read the effective pepper from gw.config.
             gw.config = await with_pepper(config, gw.store)
+            await open_audit(gw.store, gw.config)  # before anything is audited
             gw.pipeline = Pipeline([spec.plugin(spec.config, gw) for spec in config.plugins])
             await gw.pipeline.start()
             app[RETENTION_JOB] = job = RetentionJob(gw.store, config.retention)
             job.start()
+            anchor = AnchorJob(gw.store, anchor_path(config), gw.metrics.audit_head)
+            anchor.start()
             try:
                 yield
             finally:
+                await anchor.stop()
                 await job.stop()
                 await gw.pipeline.stop()
         finally:

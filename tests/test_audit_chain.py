@@ -12,12 +12,13 @@ import subprocess
 import sys
 
 import pytest
-from privacy_env import Cli, backend, store_on, write_config
+from privacy_env import PEPPER, Cli, backend, store_on, write_config
 from pymongo import AsyncMongoClient
 from storage.conftest import mongo_url  # noqa: F401 (the session's SecantusDB)
 
+from onyproxy.privacy.audit import arm_audit
 from onyproxy.storage import AuditEntry
-from onyproxy.storage.audit_chain import seal
+from onyproxy.storage.audit_chain import derive_key, seal
 
 __all__ = ["backend", "store_on"]  # fixtures
 pytestmark = pytest.mark.slow
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def logged(backend, tmp_path, store_on):
-    """A CLI on the backend and three audit entries."""
+    """A CLI on the backend and a keyed chain: the switch point and three audit entries."""
+    await arm_audit(store_on, derive_key("", PEPPER))
     for n in range(1, 4):
         await store_on.append_audit(AuditEntry("cli:ops", "key.revoke", f"key_{n}",
                                                {"reason": f"leak {n}"}))
@@ -58,9 +60,9 @@ async def verify(cli: Cli, *args: str, status: int = 0) -> subprocess.CompletedP
 async def test_an_intact_chain_verifies(logged) -> None:
     cli, chain = logged
     done = await verify(cli)
-    assert done.stdout == f"ok: 3 entries, head 3:{chain[-1].hash}\n"
+    assert done.stdout == f"ok: 4 entries, head 4:{chain[-1].hash} (0 anchored heads checked)\n"
     report = json.loads((await verify(cli, "--json")).stdout)
-    assert report["ok"] and report["head"] == {"seq": 3, "hash": chain[-1].hash}
+    assert report["ok"] and report["head"] == {"seq": 4, "hash": chain[-1].hash}
 
 
 async def test_an_edited_entry_is_reported(logged, backend) -> None:
@@ -109,10 +111,10 @@ async def test_an_entry_slipped_in_directly_is_reported(logged, backend) -> None
 
 async def test_entries_cut_off_the_end_fail_against_a_recorded_head(logged, backend) -> None:
     cli, chain = logged
-    head = f"3:{chain[-1].hash}"
+    head = f"4:{chain[-1].hash}"
     await verify(cli, "--expect-head", head)
-    await tamper(backend, "DELETE FROM audit_log WHERE seq = 3",
-                 lambda log: log.delete_one({"seq": 3}))
+    await tamper(backend, "DELETE FROM audit_log WHERE seq = 4",
+                 lambda log: log.delete_one({"seq": 4}))
     await verify(cli)  # the rest of the chain is consistent ...
     done = await verify(cli, "--expect-head", head, status=1)  # ... but shorter than recorded
     assert "entries were removed" in done.stderr
@@ -144,4 +146,4 @@ async def test_writers_in_parallel_processes_keep_one_chain(logged) -> None:
              for n in range(6)]
     assert [await p.wait() for p in procs] == [0] * 6
     done = await verify(cli)
-    assert done.stdout.startswith("ok: 9 entries, head 9:")
+    assert done.stdout.startswith("ok: 10 entries, head 10:")

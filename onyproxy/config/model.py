@@ -74,6 +74,11 @@ class SecurityConfig:
 
     key_pepper: str = field(default="", metadata={"doc": "HMAC pepper for stored API keys"})
     jwt_secret: str = field(default="", metadata={"doc": "HS256 secret for admin JWTs"})
+    audit_key: str = field(default="", metadata={
+        "doc": "HMAC key of the audit log's hash chain (empty: derived from the key pepper)"})
+    audit_anchor_file: str = field(default="", metadata={
+        "doc": "file the audit chain's head is appended to daily (empty: audit-anchor.log "
+               "next to the SQLite database, or ./data/audit-anchor.log with MongoDB)"})
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class Families:
     fallbacks: Counter
     ratelimit_backend_failures: Counter
     security_events: Counter
+    audit_head: Gauge
 
 
 def define(registry: CollectorRegistry) -> Families:
@@ -104,6 +105,10 @@ def define(registry: CollectorRegistry) -> Families:
             "onyproxy_security_events", "Security events raised by the security plugin, by "
             "detector: usage_spike, many_ips, auth_failures (each event once per incident, "
             "after its cooldown).", ["kind"], registry=registry),
+        audit_head=Gauge(
+            "onyproxy_audit_head_seq", "Number of the last entry of the audit log's hash chain "
+            "when it was last anchored (at start and daily); it never goes down.",
+            registry=registry, multiprocess_mode="max"),
     )
 
 

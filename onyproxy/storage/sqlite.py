@@ -8,6 +8,7 @@ processes (gateway workers, the CLI) may open the same file; WAL and a busy time
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import sqlite3
 import time
@@ -37,12 +38,13 @@ from onyproxy.storage.base import (
 )
 from onyproxy.storage.sqlite_files import prepare_files
 from onyproxy.storage.sqlite_privacy import SQLitePrivacy
-from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate
+from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate, restore_triggers
 from onyproxy.storage.sqlite_security import SQLiteSecurity
 from onyproxy.storage.sqlite_totals import register_functions, total_from, totals_query
 from onyproxy.storage.sqlite_transactions import immediate
 
 T = TypeVar("T")
+log = logging.getLogger("onyproxy.storage")
 
 #: Unique constraints and the field a :class:`ConflictError` names when they fail.
 _UNIQUE_FIELDS = {
@@ -102,6 +104,10 @@ def _connect_once(path: str, busy_timeout_s: float) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         migrate(conn)
+        if dropped := restore_triggers(conn):
+            log.error("SQLite database %s: the audit log's protection triggers %s were "
+                      "dropped; recreated them. Run 'onyproxy audit verify'.", path,
+                      ", ".join(dropped))
     except BaseException:
         conn.close()
         raise

@@ -222,7 +222,8 @@ class SQLitePrivacy(PrivacyStore):
             with immediate(conn):
                 head = conn.execute("SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL "
                                     "ORDER BY seq DESC LIMIT 1").fetchone()
-                seal(entry, head[0] if head else None, head[1] if head else None)
+                seal(entry, head[0] if head else None, head[1] if head else None,
+                     self.audit_key)
                 conn.execute(insert, rows.audit_row(entry))
 
         await self._run(append)
