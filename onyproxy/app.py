@@ -61,7 +61,7 @@ async def gateway_context(app: web.Application) -> AsyncIterator[None]:
             app[RETENTION_JOB] = job = RetentionJob(gw.store, config.retention)
             job.start()
             anchor = AnchorJob(gw.store, anchor_path(config), gw.metrics.audit_head)
-            anchor.start()
+            await anchor.start()
             try:
                 yield
             finally:

@@ -109,7 +109,9 @@ class AnchorJob:
                 await asyncio.to_thread(write_anchor, self.path, *found)
         return found
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Anchor now (so the metric is there once the gateway answers), then daily."""
+        await self._tick()
         self._task = asyncio.create_task(self._loop(), name="onyproxy-audit-anchor")
 
     async def stop(self) -> None:
@@ -121,8 +123,11 @@ class AnchorJob:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await self.anchor()
-            except Exception as exc:  # the database is down: try again next time
-                log_crash("audit anchor", exc)
             await asyncio.sleep(self.interval_s)
+            await self._tick()
+
+    async def _tick(self) -> None:
+        try:
+            await self.anchor()
+        except Exception as exc:  # the database is down: try again next time
+            log_crash("audit anchor", exc)
