@@ -210,7 +210,9 @@ async def test_an_unkeyed_chain_is_verified_and_continued_after_a_switch_point(
 async def test_a_chain_rewritten_as_an_old_unkeyed_one_contradicts_the_anchor_file(
         backend, tmp_path, store_on) -> None:
     await store_on.append_audit(AuditEntry("cli:ops", "key.revoke", "key_1", {}))
-    cli = Cli(write_config(tmp_path, backend))
+    anchors = tmp_path / "elsewhere" / "anchors.log"
+    cli = Cli(write_config(tmp_path, backend, security={
+        "key_pepper": PEPPER, "jwt_secret": "j" * 40, "audit_anchor_file": str(anchors)}))
     await verify(cli)  # the switch point (#2) is added and anchored
     chain = await store_on.list_audit_chain()
     assert (await verify(cli)).stdout.endswith("(1 anchored heads checked)\n")
@@ -220,6 +222,7 @@ async def test_a_chain_rewritten_as_an_old_unkeyed_one_contradicts_the_anchor_fi
     done = await verify(cli, status=1)
     assert "entry #2 is not the one recorded earlier" in done.stderr
     assert (await store_on.count_audit()) == 2  # no new switch point blessed the rewrite
+    assert anchors.read_text().count("\n") == 1
 
 
 async def test_the_gateway_anchors_the_head_at_start_and_shows_it(gateway, tmp_path) -> None:

@@ -78,7 +78,7 @@ class SecurityConfig:
         "doc": "HMAC key of the audit log's hash chain (empty: derived from the key pepper)"})
     audit_anchor_file: str = field(default="", metadata={
         "doc": "file the audit chain's head is appended to daily (empty: audit-anchor.log "
-               "next to the SQLite database, or ./data/audit-anchor.log with MongoDB)"})
+               "next to the SQLite database; none with MongoDB)"})
 
 
 @dataclass(frozen=True)

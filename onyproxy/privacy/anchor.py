@@ -30,12 +30,13 @@ DAY_S = 86400.0
 
 
 def anchor_path(config: GatewayConfig) -> Path | None:
-    """``security.audit_anchor_file``, else next to the SQLite file (None for ``:memory:``),
-    else ``./data`` (MongoDB)."""
+    """``security.audit_anchor_file``, else next to the SQLite file; ``None`` (the metric
+    only) for ``:memory:`` and for MongoDB, whose gateways run on several machines: there,
+    name a file on storage the database's writers cannot change."""
     if config.security.audit_anchor_file:
         return Path(config.security.audit_anchor_file).expanduser()
     if url_scheme(config.storage.url) != "sqlite":
-        return Path("data") / ANCHOR_FILE
+        return None
     from onyproxy.storage.sqlite import path_from_url
     path = path_from_url(config.storage.url)
     return None if path == ":memory:" else Path(path).parent / ANCHOR_FILE
