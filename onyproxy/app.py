@@ -82,7 +82,8 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     # aiohttp would announce "Python/3.x aiohttp/3.x": exact versions help no one but an
     # attacker matching known vulnerabilities.
     response.headers["Server"] = "onyproxy"
-    if request.config_dict[CONFIG].server.tls is not None:
+    server = request.config_dict[CONFIG].server
+    if server.tls is not None or server.behind_https_proxy:  # clients reach it over HTTPS
         response.headers["Strict-Transport-Security"] = HSTS
 
 

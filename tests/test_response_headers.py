@@ -1,5 +1,5 @@
-"""Headers every answer carries for safety: no software versions in ``Server`` (over plain
-HTTP, so no ``Strict-Transport-Security`` either; the TLS half is in test_tls.py)."""
+"""Headers every answer carries for safety: no software versions in ``Server``; over plain
+HTTP no ``Strict-Transport-Security``, behind an HTTPS proxy and with TLS (test_tls.py) one."""
 
 from __future__ import annotations
 
@@ -24,3 +24,9 @@ async def test_no_answer_names_python_or_aiohttp_versions(gateway, method, path,
         server = resp.headers.getall("Server", [])
     assert server == ["onyproxy"]
     assert "Strict-Transport-Security" not in resp.headers
+
+
+async def test_behind_an_https_proxy_answers_carry_hsts(gateway):
+    gw = await gateway({"server": {"behind_https_proxy": True}})
+    async with aiohttp.ClientSession() as http, http.get(gw.make_url("/healthz")) as resp:
+        assert resp.headers["Strict-Transport-Security"] == "max-age=31536000"

@@ -56,10 +56,15 @@ def read_anchors(path: Path | None) -> dict[int, str]:
 
 async def head(store: Store) -> tuple[int, str] | None:
     """The last entry of the chain as ``(seq, hash)``; ``None`` for an empty chain."""
-    last, after = None, 0
-    while page := await store.list_audit_chain(after_seq=after, limit=1000):
-        last, after = page[-1], page[-1].seq or 0
-    return None if last is None else (last.seq or 0, last.hash or "")
+    # Entries are numbered 1..n, so the head is usually within the last page of the count;
+    # stray unchained entries (counted, not numbered) would make that start too late.
+    for start in (max(0, await store.count_audit() - 1000), 0):
+        last, after = None, start
+        while page := await store.list_audit_chain(after_seq=after, limit=1000):
+            last, after = page[-1], page[-1].seq or 0
+        if last is not None:
+            return last.seq or 0, last.hash or ""
+    return None
 
 
 def write_anchor(path: Path, seq: int, digest: str) -> None:
