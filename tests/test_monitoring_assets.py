@@ -116,7 +116,8 @@ def test_alerts_cover_the_promised_conditions():
     used = set().union(*(metric_names(rule["expr"]) for rule in alert_rules()))
     for name in ("onyproxy_requests_total", "onyproxy_request_duration_seconds_bucket",
                  "onyproxy_circuit_state", "onyproxy_auth_failures_total",
-                 "onyproxy_ratelimited_total", "onyproxy_spool_depth"):
+                 "onyproxy_ratelimited_total", "onyproxy_spool_depth",
+                 "onyproxy_audit_head_seq"):
         assert name in used, name
 
 
