@@ -14,6 +14,7 @@ from onyproxy.metrics import Metrics
 from onyproxy.middleware import gateway_middleware
 from onyproxy.pepper import with_pepper
 from onyproxy.pipeline import Pipeline
+from onyproxy.privacy.anchor import AnchorJob, anchor_path, open_audit
 from onyproxy.providers import build_adapters
 from onyproxy.retention import RETENTION_JOB, RetentionJob
 from onyproxy.routes import add_routes
@@ -27,6 +28,7 @@ def create_app(config: GatewayConfig) -> web.Application:
         client_max_size=int(config.server.max_body_mb * 1024 * 1024),
     )
     app[CONFIG] = config
+    app.on_response_prepare.append(_security_headers)
     add_routes(app)
     app.cleanup_ctx.append(gateway_context)
     return app
@@ -53,19 +55,36 @@ async def gateway_context(app: web.Application) -> AsyncIterator[None]:
             # After the store opened (so an unreachable database is reported first), before
             # the plugins and the admin API: they read the effective pepper from gw.config.
             gw.config = await with_pepper(config, gw.store)
+            await open_audit(gw.store, gw.config)  # before anything is audited
             gw.pipeline = Pipeline([spec.plugin(spec.config, gw) for spec in config.plugins])
             await gw.pipeline.start()
             app[RETENTION_JOB] = job = RetentionJob(gw.store, config.retention)
             job.start()
+            anchor = AnchorJob(gw.store, anchor_path(config), gw.metrics.audit_head)
+            await anchor.start()
             try:
                 yield
             finally:
+                await anchor.stop()
                 await job.stop()
                 await gw.pipeline.stop()
         finally:
             await gw.store.close()
     finally:
         await session.close()
+
+
+#: Sent with every answer over TLS: browsers keep to https:// for this host for a year.
+HSTS = "max-age=31536000"
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp would announce "Python/3.x aiohttp/3.x": exact versions help no one but an
+    # attacker matching known vulnerabilities.
+    response.headers["Server"] = "onyproxy"
+    server = request.config_dict[CONFIG].server
+    if server.tls is not None or server.behind_https_proxy:  # clients reach it over HTTPS
+        response.headers["Strict-Transport-Security"] = HSTS
 
 
 def _store_options(config: GatewayConfig) -> dict[str, int]:

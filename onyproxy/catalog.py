@@ -1,8 +1,9 @@
-"""The model catalog (``config/models.yaml``): what known models cost and can do.
+"""The model catalog (``onyproxy/defaults/models.yaml``): what known models cost and can do.
 
 Loaded once, at start, into frozen dataclasses and validated like the gateway config (file, key
 path, what was expected). ``catalog:`` in gateway.yaml names the file; without it the gateway
-uses ``config/models.yaml`` in the working directory, else the one shipped with onyproxy.
+uses ``config/models.yaml`` in the working directory, else the one shipped inside the package
+(package data, so an installed wheel finds it from any folder).
 
 Prices are :class:`~decimal.Decimal` US dollars per 1M tokens, never floats. A target's own
 ``price`` (in gateway.yaml) overrides the catalog field by field; see :func:`target_price`.
@@ -13,18 +14,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
 from onyproxy.config.build import build, convert
+from onyproxy.config.defaults import shipped
 from onyproxy.config.errors import ConfigError, Problems
 from onyproxy.config.model import GatewayConfig, PriceConfig, TargetConfig
 from onyproxy.provider_features import FEATURES
 
 DEFAULT_PATH = Path("config/models.yaml")
-SHIPPED_PATH = Path(__file__).resolve().parent.parent / "config" / "models.yaml"
+SHIPPED_PATH = shipped("models.yaml")
 _PROVIDER_TYPES = ("openai", "anthropic", "gemini", "mock")
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
@@ -84,14 +87,14 @@ class Catalog:
         return found
 
 
-def catalog_path(config: GatewayConfig) -> Path:
+def catalog_path(config: GatewayConfig) -> Traversable:
     """The catalog file ``config`` uses."""
     if config.catalog:
         return Path(config.catalog).expanduser()
     return DEFAULT_PATH if DEFAULT_PATH.exists() else SHIPPED_PATH
 
 
-def load_catalog(path: Path) -> Catalog:
+def load_catalog(path: Traversable) -> Catalog:
     """Read and validate a catalog file; :class:`ConfigError` lists every problem."""
     source = str(path)
     try:

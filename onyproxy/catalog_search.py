@@ -1,6 +1,6 @@
 """Finding models in the catalog: each entry's facts, and filters over them.
 
-The catalog (:mod:`onyproxy.catalog`, ``config/models.yaml``) says what a model costs and can
+The catalog (:mod:`onyproxy.catalog`, ``defaults/models.yaml``) says what a model costs and can
 do; the gateway config says which of them this gateway serves, under which client-facing
 names, and from which provider regions. :func:`entries` joins the two; :func:`search` keeps the
 entries that pass every filter; :func:`refusals` says why one does not. The dashboard's model

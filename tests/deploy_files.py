@@ -48,9 +48,7 @@ def gateway_env(service: str) -> dict[str, str]:
 
 
 def load_deploy_config(env: dict[str, str]) -> GatewayConfig:
-    # The image has the catalog at /etc/onyproxy/models.yaml; here it is the repository's.
-    return load_config(str(GATEWAY_YAML), {**env, "ONYPROXY_CATALOG": str(ROOT / "config" /
-                                                                          "models.yaml")})
+    return load_config(str(GATEWAY_YAML), env)
 
 
 def duration_s(text: str) -> float:

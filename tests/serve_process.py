@@ -27,7 +27,8 @@ class GatewayProcess:
     """A gateway subprocess; ``url(path)`` addresses it, ``stop()`` ends it with SIGTERM."""
 
     def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None,
-                 ssl_context: ssl.SSLContext | None = None):
+                 ssl_context: ssl.SSLContext | None = None, config_after_command: bool = False,
+                 program: list[str] | None = None):
         self.port = free_port()
         # With server.tls the gateway speaks HTTPS; ssl_context is how the test trusts its cert.
         self.scheme = "https" if config.get("server", {}).get("tls") else "http"
@@ -38,8 +39,12 @@ class GatewayProcess:
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "gateway.log"
         self._log = self.log_path.open("wb")
+        option = ["--config", str(self.config_path)]
+        # Both spellings are documented: `onyproxy --config F serve` and `onyproxy serve --config F`
+        argv = ["serve", *option] if config_after_command else [*option, "serve"]
+        # program: another installation's `onyproxy` (the wheel test), else this checkout's.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "onyproxy", "--config", str(self.config_path), "serve"],
+            [*(program or [sys.executable, "-m", "onyproxy"]), *argv],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
             env={**os.environ, **(env or {})})
 

@@ -22,6 +22,7 @@ from google.genai import types
 from onyproxy.accounts import create_account
 from onyproxy.appkeys import GATEWAY
 from onyproxy.config import parse_config
+from onyproxy.config.defaults import shipped
 from onyproxy.keys import create_key, revoke_key
 from onyproxy.storage import utcnow
 from plugins.auth.config import AuthConfig
@@ -237,8 +238,8 @@ async def test_models_listing_needs_a_key(start):
 
 
 def test_the_default_config_puts_auth_first():
-    with open("config/gateway.yaml", encoding="utf-8") as f:
-        config = parse_config(f.read(), "gateway.yaml", {})
+    text = shipped("gateway.yaml").read_text(encoding="utf-8")
+    config = parse_config(text, "gateway.yaml", {})
     assert config.plugins[0].name == "auth"
     assert config.plugins[0].config == AuthConfig()
 

@@ -123,7 +123,8 @@ def test_keys_create_list_revoke_rotate_and_the_audit_log(config):
     assert cli_json(config, "keys", "revoke", rotated["id"])["revoked"] is True
     table = cli(config, "keys", "list").stdout
     assert table.count("revoked") == 2 and "active" in table
-    entries = asyncio.run(audit_entries(config))
+    switch, *entries = asyncio.run(audit_entries(config))
+    assert switch[1:] == ("audit.chain_keyed", "audit-chain")  # the chain is keyed from #1
     user = entries[0][0]
     assert user.startswith("cli:") and {actor for actor, _, _ in entries} == {user}
     assert [(action, target) for _, action, target in entries] == [

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from onyproxy.config import ConfigError, load_config, parse_config
+from onyproxy.config.defaults import shipped
 
 GOOD = """
 providers:
@@ -130,7 +131,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_check_config_ok_on_default_config():
-    result = run_cli("--config", "config/gateway.yaml", "check-config")
+    result = run_cli("--config", str(shipped("gateway.yaml")), "check-config")
     assert (result.returncode, result.stdout.strip()) == (0, "ok")
 
 

@@ -13,12 +13,13 @@ from serve_process import free_port
 
 pytestmark = pytest.mark.slow
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "gateway.yaml"
-
 
 def onyproxy(*args: str, cwd: Path, env: dict, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "onyproxy", "--config", str(DEFAULT_CONFIG),
-                             *args], cwd=cwd, env=env, **kwargs)
+    # No --config, as in the README: the folder has no config/gateway.yaml, so the default
+    # shipped inside the package is used.
+    env = {k: v for k, v in env.items() if k != "ONYPROXY_CONFIG"}
+    return subprocess.Popen([sys.executable, "-m", "onyproxy", *args], cwd=cwd, env=env,
+                            **kwargs)
 
 
 def wait_healthy(url: str, process: subprocess.Popen) -> None:

@@ -1,4 +1,4 @@
-"""The model catalog (config/models.yaml) and the prices metering takes from it: lookups by
+"""The model catalog (onyproxy/defaults/models.yaml) and the prices metering takes from it: lookups by
 name, alias and dated snapshot, per-target overrides, exact decimal costs, and catalog
 problems reported at start with the file and key path."""
 

@@ -122,7 +122,7 @@ def test_alerts_cover_the_promised_conditions():
                  "onyproxy_circuit_state", "onyproxy_auth_failures_total",
                  "onyproxy_ratelimited_total", "onyproxy_spool_depth",
                  "onyproxy_spool_write_errors_total", "onyproxy_spool_memory_backlog",
-                 "onyproxy_usage_records_lost_total"):
+                 "onyproxy_usage_records_lost_total", "onyproxy_audit_head_seq"):
         assert name in used, name
 
 

@@ -11,6 +11,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -118,6 +119,21 @@ def test_https_serves_tls13_and_refuses_tls12_by_default(https_gateway, certific
                                 context=gateway.ssl_context) as resp:
         assert resp.status == 200
     assert "listening on https://" in gateway.log()
+
+
+@pytest.mark.slow
+def test_https_answers_carry_hsts_and_no_versions(https_gateway):
+    gateway = https_gateway()
+    for path in ("/healthz", "/no/such/page"):
+        request = urllib.request.Request(gateway.url(path))
+        try:
+            with urllib.request.urlopen(request, timeout=5,
+                                        context=gateway.ssl_context) as resp:
+                headers = resp.headers
+        except urllib.error.HTTPError as exc:
+            headers = exc.headers
+        assert headers["Strict-Transport-Security"] == "max-age=31536000"
+        assert headers.get_all("Server") == ["onyproxy"]
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from onyproxy.accounts import get_account
 from onyproxy.admin.api import AdminCall, AdminRouter, bad_request, reply
 from onyproxy.admin.records import account_record
 from onyproxy.privacy import policy, subject
+from onyproxy.privacy.anchor import anchor_path, read_anchors
 from onyproxy.privacy.audit import verify_audit
 from onyproxy.storage.privacy import OBJECTION_STATUSES
 
@@ -108,7 +109,10 @@ async def resolve(call: AdminCall) -> web.Response:
 
 
 async def verify(call: AdminCall) -> web.Response:
-    return reply((await verify_audit(call.store)).as_json())
+    # With the audit key and against the anchor file, as `onyproxy audit verify` checks.
+    anchors = read_anchors(anchor_path(call.gateway.config))
+    check = await verify_audit(call.store, key=call.store.audit_key, anchors=anchors)
+    return reply({**check.as_json(), "anchors_checked": len(anchors)})
 
 
 async def policy_status(call: AdminCall) -> web.Response:

@@ -1,5 +1,6 @@
 """``onyproxy audit verify [--expect-head SEQ:HASH] [--json]``: check the audit log's hash
-chain. Exit status 0 when intact, 1 with the first bad entry when not."""
+chain with the audit key, and against every head in the anchor file. Exit status 0 when
+intact, 1 with the first bad entry when not."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 from onyproxy.cli.common import fail
 from onyproxy.cli.store_session import note, print_json, run_on_store
 from onyproxy.config import GatewayConfig
+from onyproxy.privacy.anchor import anchor_path, read_anchors
 from onyproxy.privacy.audit import parse_head, verify_audit
 from onyproxy.storage import Store
 
@@ -34,11 +36,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _work(args: argparse.Namespace, head: tuple[int, str] | None):
     async def work(config: GatewayConfig, store: Store) -> int:
-        check = await verify_audit(store, expect_head=head)
+        anchors = read_anchors(anchor_path(config))
+        check = await verify_audit(store, key=store.audit_key, expect_head=head,
+                                   anchors=anchors)
         if args.json:
-            print_json(check.as_json())
+            print_json({**check.as_json(), "anchors_checked": len(anchors)})
         elif check.ok:
-            print(f"ok: {check.entries} entries, head {check.head_seq}:{check.head_hash}")
+            print(f"ok: {check.entries} entries, head {check.head_seq}:{check.head_hash} "
+                  f"({len(anchors)} anchored heads checked)")
         else:
             bad = check.entry
             where = "" if bad is None else \

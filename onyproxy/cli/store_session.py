@@ -20,6 +20,7 @@ from onyproxy.accounts import ValidationError
 from onyproxy.cli.common import fail, load_or_exit
 from onyproxy.config import GatewayConfig
 from onyproxy.pepper import PepperError, with_pepper
+from onyproxy.privacy.anchor import open_audit
 from onyproxy.storage import (
     AuditEntry,
     ConflictError,
@@ -57,7 +58,9 @@ async def _session(config: GatewayConfig, work: Work) -> int:
                              retention_days=retention.usage_events_days,
                              billing_retention_days=retention.billing_years * 366)
     try:
-        return await work(await with_pepper(config, store), store)
+        config = await with_pepper(config, store)
+        await open_audit(store, config)  # new entries sealed with the audit key
+        return await work(config, store)
     finally:
         await store.close()
 

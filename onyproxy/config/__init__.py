@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from onyproxy.config.build import build
+from onyproxy.config.defaults import shipped
 from onyproxy.config.env import expand
 from onyproxy.config.errors import ConfigError, Problems, join
 from onyproxy.config.model import GatewayConfig, PluginSpec
@@ -22,9 +23,13 @@ DEFAULT_PATH = "config/gateway.yaml"
 
 
 def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """``--config`` wins, then ``ONYPROXY_CONFIG``, then ``config/gateway.yaml``."""
+    """``--config`` wins, then ``ONYPROXY_CONFIG``, then ``config/gateway.yaml`` in the working
+    directory, then the default shipped inside the package (mock provider, SQLite in ./data)."""
     env = os.environ if env is None else env
-    return explicit or env.get("ONYPROXY_CONFIG") or DEFAULT_PATH
+    chosen = explicit or env.get("ONYPROXY_CONFIG")
+    if chosen:
+        return chosen
+    return DEFAULT_PATH if Path(DEFAULT_PATH).exists() else str(shipped("gateway.yaml"))
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:

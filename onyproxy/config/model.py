@@ -91,6 +91,11 @@ class SecurityConfig:
         "check": _between(60, 31_536_000)})
     jwt_issuer: str = field(default="", metadata={"doc": "when set, admin JWTs need this iss"})
     jwt_audience: str = field(default="", metadata={"doc": "when set, admin JWTs need this aud"})
+    audit_key: str = field(default="", metadata={
+        "doc": "HMAC key of the audit log's hash chain (empty: derived from the key pepper)"})
+    audit_anchor_file: str = field(default="", metadata={
+        "doc": "file the audit chain's head is appended to daily (empty: audit-anchor.log "
+               "next to the SQLite database; none with MongoDB)"})
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class Families:
     security_events: Counter
     circuit_shed: Counter
     retries_refused: Counter
+    audit_head: Gauge
 
 
 def define(registry: CollectorRegistry) -> Families:
@@ -114,6 +115,10 @@ def define(registry: CollectorRegistry) -> Families:
             "provider and reason: budget (the retry budget of the target is spent) or "
             "circuit_open (the target's circuit opened).", ["provider", "reason"],
             registry=registry),
+        audit_head=Gauge(
+            "onyproxy_audit_head_seq", "Number of the last entry of the audit log's hash chain "
+            "when it was last anchored (at start and daily); it never goes down.",
+            registry=registry, multiprocess_mode="max"),
     )
 
 

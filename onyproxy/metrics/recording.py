@@ -88,6 +88,10 @@ class Metrics:
         """Usage records of this process now waiting in the spool."""
         self.families.spool_depth.set(depth)
 
+    def audit_head(self, seq: int) -> None:
+        """The audit chain's head was anchored at entry ``seq``."""
+        self.families.audit_head.set(seq)
+
     def spool_flush_error(self) -> None:
         """A batch of spooled records could not be written to the database."""
         self.families.spool_flush_errors.inc()

@@ -14,7 +14,12 @@ from typing import Any
 
 from onyproxy.admin.records import timestamp
 from onyproxy.storage import AuditEntry, Store
-from onyproxy.storage.audit_chain import GENESIS, entry_hash
+from onyproxy.storage.audit_chain import (
+    GENESIS,
+    SWITCH_ACTION,
+    SWITCH_TARGET,
+    entry_hash,
+)
 
 PAGE = 1000
 
@@ -42,34 +47,47 @@ class AuditCheck:
         }
 
 
-def _problem(entry: AuditEntry, expected_seq: int, prev_hash: str) -> str | None:
+def _problem(entry: AuditEntry, expected_seq: int, prev_hash: str,
+             key: bytes | None) -> str | None:
     if entry.seq != expected_seq:
         return f"entry #{expected_seq} is missing (the next one is #{entry.seq})"
     if entry.prev_hash != prev_hash:
         return f"entry #{entry.seq} does not follow entry #{expected_seq - 1} (its previous " \
                f"hash differs: an entry before it was removed or replaced)"
-    if entry.hash != entry_hash(entry):
+    if entry.hash != entry_hash(entry, key):
         return f"entry #{entry.seq} was changed after it was written (its content does not " \
                f"match its hash)"
     return None
 
 
-async def verify_audit(store: Store, *, expect_head: tuple[int, str] | None = None
-                       ) -> AuditCheck:
-    """Check the whole chain; ``expect_head`` is a ``(seq, hash)`` seen earlier."""
-    seq, head = 0, GENESIS
+async def verify_audit(store: Store, *, key: bytes | None = None,
+                       expect_head: tuple[int, str] | None = None,
+                       anchors: dict[int, str] | None = None) -> AuditCheck:
+    """Check the whole chain; ``expect_head`` is a ``(seq, hash)`` seen earlier, ``anchors``
+    more of them (the anchor file). With ``key`` the chain must be keyed from its switch point
+    on (see :mod:`onyproxy.storage.audit_chain`); without, every entry is checked with plain
+    SHA-256 (chains of older versions)."""
+    recorded = dict(anchors or {})
+    if expect_head:
+        recorded[expect_head[0]] = expect_head[1]
+    seq, head, keyed = 0, GENESIS, False
     while page := await store.list_audit_chain(after_seq=seq, limit=PAGE):
         for entry in page:
-            problem = _problem(entry, seq + 1, head)
+            keyed = keyed or (key is not None and entry.action == SWITCH_ACTION
+                              and entry.target == SWITCH_TARGET)
+            problem = _problem(entry, seq + 1, head, key if keyed else None)
             if problem:
                 return AuditCheck(False, seq, seq, head, problem, entry)
             seq, head = seq + 1, entry.hash or ""
-            if expect_head and seq == expect_head[0] and head != expect_head[1]:
+            if recorded.get(seq, head) != head:
                 return AuditCheck(False, seq, seq, head, f"entry #{seq} is not the one "
                                   f"recorded earlier (its hash differs)", entry)
-    if expect_head and seq < expect_head[0]:
+    if recorded and seq < max(recorded):
         return AuditCheck(False, seq, seq, head, f"the log ends at entry #{seq}, but entry "
-                          f"#{expect_head[0]} was recorded earlier: entries were removed")
+                          f"#{max(recorded)} was recorded earlier: entries were removed")
+    if key is not None and seq and not keyed:
+        return AuditCheck(False, seq, seq, head, "no entry is sealed with the audit key: the "
+                          "chain was re-hashed without it (or written without the key)")
     if await store.count_audit() != seq:
         stray = await store.first_unchained_audit()
         return AuditCheck(False, seq, seq, head, "an entry is not part of the chain (inserted "
@@ -83,3 +101,18 @@ def parse_head(text: str) -> tuple[int, str]:
     if not number.isdigit() or len(digest) != 64:
         raise ValueError("expected SEQ:HASH as printed by 'onyproxy audit verify'")
     return int(number), digest.lower()
+
+
+async def arm_audit(store: Store, key: bytes) -> bool:
+    """Seal new entries with ``key`` from now on. A chain without a switch point gets one
+    (after its unkeyed entries, or as entry #1 of a new chain); ``True`` when it was added.
+
+    Run at start by the gateway and the CLI, before anything else is audited."""
+    store.audit_key = key
+    if await store.list_audit(target=SWITCH_TARGET, limit=1):
+        return False
+    unkeyed = await store.count_audit()
+    await store.append_audit(AuditEntry(
+        "onyproxy", SWITCH_ACTION, SWITCH_TARGET,
+        {"scheme": "hmac-sha256", "unkeyed_entries": unkeyed}))
+    return True

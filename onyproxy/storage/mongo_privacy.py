@@ -244,7 +244,8 @@ class MongoPrivacy(PrivacyStore):
             with self._guarded():
                 head = await self.db.audit_log.find_one(
                     {"seq": {"$gt": 0}}, {"seq": 1, "hash": 1}, sort=[("seq", DESCENDING)])
-                seal(entry, head["seq"] if head else None, head["hash"] if head else None)
+                seal(entry, head["seq"] if head else None, head["hash"] if head else None,
+                     self.audit_key)
                 try:
                     await self.db.audit_log.insert_one(audit_doc(entry))
                     return

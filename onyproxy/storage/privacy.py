@@ -161,6 +161,10 @@ class PrivacyStore(abc.ABC):
         """The policy records of those accounts that have one, by account id."""
 
     # audit chain ---------------------------------------------------------------------------
+    #: The HMAC key new audit entries are sealed with (see onyproxy.storage.audit_chain); set
+    #: by onyproxy.privacy.audit.arm_audit once the pepper is known. None: plain SHA-256.
+    audit_key: bytes | None = None
+
     @abc.abstractmethod
     async def list_audit_chain(self, *, after_seq: int = 0,
                                limit: int = 1000) -> list[AuditEntry]:

@@ -8,6 +8,7 @@ processes (gateway workers, the CLI) may open the same file; WAL and a busy time
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import sqlite3
 import time
@@ -35,13 +36,15 @@ from onyproxy.storage.base import (
     check_status,
     utcnow,
 )
+from onyproxy.storage.sqlite_files import prepare_files
 from onyproxy.storage.sqlite_privacy import SQLitePrivacy
-from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate
+from onyproxy.storage.sqlite_schema import SchemaTooNewError, migrate, restore_triggers
 from onyproxy.storage.sqlite_security import SQLiteSecurity
 from onyproxy.storage.sqlite_totals import register_functions, total_from, totals_query
 from onyproxy.storage.sqlite_transactions import immediate
 
 T = TypeVar("T")
+log = logging.getLogger("onyproxy.storage")
 
 #: Unique constraints and the field a :class:`ConflictError` names when they fail.
 _UNIQUE_FIELDS = {
@@ -67,7 +70,7 @@ def path_from_url(url: str) -> str:
 
 def _connect(path: str, busy_timeout_s: float) -> sqlite3.Connection:
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        prepare_files(path)
     deadline = time.monotonic() + busy_timeout_s
     while True:
         try:
@@ -95,9 +98,16 @@ def _connect_once(path: str, busy_timeout_s: float) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         register_functions(conn)
         conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted and overwritten content is zeroed, not left in free pages: an erased
+        # person's data must not be recoverable from the file.
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         migrate(conn)
+        if dropped := restore_triggers(conn):
+            log.error("SQLite database %s: the audit log's protection triggers %s were "
+                      "dropped; recreated them. Run 'onyproxy audit verify'.", path,
+                      ", ".join(dropped))
     except BaseException:
         conn.close()
         raise

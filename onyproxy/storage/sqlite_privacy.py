@@ -128,6 +128,10 @@ class SQLitePrivacy(PrivacyStore):
                 security = conn.execute(
                     "UPDATE security_events SET client = NULL WHERE account_id = ? "
                     "AND client IS NOT NULL", (account_id,)).rowcount
+            # The old page versions, personal data included, stay in the write-ahead log until
+            # a checkpoint copies the new ones into the file; TRUNCATE then empties the log.
+            # Best effort: a reader still using an old version keeps it until the next one.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             return Erasure(keys_revoked=keys, usage_events=events, security_events=security)
 
         return await self._run(erase)
@@ -218,7 +222,8 @@ class SQLitePrivacy(PrivacyStore):
             with immediate(conn):
                 head = conn.execute("SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL "
                                     "ORDER BY seq DESC LIMIT 1").fetchone()
-                seal(entry, head[0] if head else None, head[1] if head else None)
+                seal(entry, head[0] if head else None, head[1] if head else None,
+                     self.audit_key)
                 conn.execute(insert, rows.audit_row(entry))
 
         await self._run(append)

@@ -217,6 +217,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
+#: The triggers that keep the audit log append-only (migration 3), by name. Someone with the
+#: file can drop them; :func:`restore_triggers` puts them back at every open.
+AUDIT_TRIGGERS = {
+    "audit_log_append_only_update": MIGRATIONS[2][6],
+    "audit_log_append_only_delete": MIGRATIONS[2][7],
+}
+
+
+def restore_triggers(conn: sqlite3.Connection) -> list[str]:
+    """Recreate the audit log's protection triggers that are missing; their names."""
+    if schema_version(conn) < 3:
+        return []
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    missing = [name for name in AUDIT_TRIGGERS if name not in present]
+    for name in missing:
+        # IF NOT EXISTS: another process opening the file may restore them at the same time.
+        conn.execute(AUDIT_TRIGGERS[name].replace("TRIGGER", "TRIGGER IF NOT EXISTS", 1))
+    return missing
+
+
 class SchemaTooNewError(Exception):
     """The database was written by a newer onyproxy with migrations this one does not know."""
 

@@ -1,6 +1,6 @@
 """The model finder: the catalog with filters, and a recommendation for a described need.
 
-Public (no sign-in needed): it shows prices and capabilities from ``config/models.yaml`` and
+Public (no sign-in needed): it shows prices and capabilities from the model catalog and
 which models this gateway serves, nothing about any account.
 """
 
