@@ -1,6 +1,6 @@
-"""The model catalog (onyproxy/defaults/models.yaml) and the prices metering takes from it: lookups by
-name, alias and dated snapshot, per-target overrides, exact decimal costs, and catalog
-problems reported at start with the file and key path."""
+"""The model catalog (onyproxy/defaults/models.yaml) and the prices metering takes from it:
+lookups by name, alias and dated snapshot, per-target overrides, exact decimal costs, and
+catalog problems reported at start with the file and key path."""
 
 from __future__ import annotations
 
