@@ -1,4 +1,9 @@
-"""Run the gateway: one process, or N worker processes sharing the port (SO_REUSEPORT)."""
+"""Run the gateway: one process, or N worker processes sharing the port (SO_REUSEPORT).
+
+SIGTERM and SIGINT drain (see :mod:`onyproxy.drain`); SIGHUP is logged and ignored, by the
+master and the workers alike (it is no reason to stop serving). Workers drain and exit when
+their master dies (see :mod:`onyproxy.parent_watch`).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,13 @@ import time
 from aiohttp import web
 
 from onyproxy.app import create_app
+from onyproxy.appkeys import GATEWAY
 from onyproxy.config.model import GatewayConfig, TLSConfig
 from onyproxy.connection_guard import GuardedSite, connection_limits
+from onyproxy.drain import CUT_GRACE_S, Drain
 from onyproxy.errors import StartupError
 from onyproxy.metrics import multiprocess
+from onyproxy.parent_watch import ask_for_death_signal, watch_parent
 from onyproxy.storage import StorageError
 
 log = logging.getLogger("onyproxy.server")
@@ -39,20 +47,27 @@ def serve(config: GatewayConfig) -> None:
         supervise(config)
 
 
-def run_worker(config: GatewayConfig) -> None:
-    """One worker process: the whole app on a shared port, until SIGINT/SIGTERM."""
+def run_worker(config: GatewayConfig, master_pid: int) -> None:
+    """One worker process: the whole app on a shared port, until SIGINT/SIGTERM or until the
+    master ``master_pid`` is gone."""
+    ask_for_death_signal(signal.SIGTERM)
     _install_uvloop()
     try:
-        asyncio.run(_serve_forever(config, reuse_port=True))
+        asyncio.run(_serve_forever(config, reuse_port=True, master_pid=master_pid))
     except StartupError as exc:
         log.error("worker pid %d cannot start: %s", os.getpid(), exc)
         os._exit(EXIT_STARTUP_FAILED)
 
 
-async def _serve_forever(config: GatewayConfig, reuse_port: bool) -> None:
+async def _serve_forever(config: GatewayConfig, reuse_port: bool,
+                         master_pid: int | None = None) -> None:
     server = config.server
-    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None,
-                           keepalive_timeout=server.keepalive_timeout_s)
+    app = create_app(config)
+    drain = Drain()
+    drain.install(app)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                           keepalive_timeout=server.keepalive_timeout_s,
+                           shutdown_timeout=server.drain_s + CUT_GRACE_S)
     try:
         await runner.setup()
         site = GuardedSite(runner, server.host, server.port, connection_limits(server),
@@ -70,10 +85,35 @@ async def _serve_forever(config: GatewayConfig, reuse_port: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _ignore_hangup)
+    watcher = asyncio.create_task(watch_parent(master_pid, stop.set)) if master_pid else None
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        if watcher is not None:
+            watcher.cancel()
+        await _drain(drain, runner, server.drain_s)
+
+
+async def _refuse(*_: object) -> bool:
+    return False
+
+
+async def _drain(drain: Drain, runner: web.AppRunner, drain_s: float) -> None:
+    # /readyz answers 503 from now on (on connections still open), so a load balancer that
+    # probes before the listening socket closes stops sending.
+    runner.app[GATEWAY].readiness["accepting"] = _refuse
+    log.info("pid %d draining: no new connections, %d requests in flight, waiting up to "
+             "%gs (server.drain_s)", os.getpid(), drain.in_flight, drain_s)
+    cut = await drain.shutdown(runner, drain_s)
+    if cut.requests:
+        log.warning("pid %d cut %d requests (%d of them streams) still running after "
+                    "server.drain_s=%gs", os.getpid(), cut.requests, cut.streams, drain_s)
+
+
+def _ignore_hangup(*_: object) -> None:
+    log.warning("pid %d: SIGHUP ignored (the configuration is not reloaded; restart to apply "
+                "changes)", os.getpid())
 
 
 def _startup_problem(config: GatewayConfig, exc: Exception) -> str:
@@ -113,7 +153,7 @@ def supervise(config: GatewayConfig) -> None:
     metrics_dir, created_metrics_dir = multiprocess.prepare()
 
     def start() -> multiprocessing.Process:
-        process = ctx.Process(target=run_worker, args=(config,), daemon=False)
+        process = ctx.Process(target=run_worker, args=(config, os.getpid()), daemon=False)
         process.start()
         return process
 
@@ -123,6 +163,7 @@ def supervise(config: GatewayConfig) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, _ignore_hangup)
     workers = [start() for _ in range(config.server.workers)]
     log.info("onyproxy supervising %d workers (pid %d)", len(workers), os.getpid())
     failed = False
@@ -139,8 +180,14 @@ def supervise(config: GatewayConfig) -> None:
                 workers[index] = start()
     for process in workers:
         process.terminate()
+    # A worker drains for up to drain_s, then gives what it cut time to finish its books.
+    deadline = time.monotonic() + config.server.drain_s + CUT_GRACE_S + 5
     for process in workers:
-        process.join(timeout=10)
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            log.error("worker pid %s did not stop in time; killing it", process.pid)
+            process.kill()
+            process.join()
         multiprocess.mark_dead(process.pid)
     if created_metrics_dir:
         multiprocess.remove(metrics_dir)

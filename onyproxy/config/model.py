@@ -71,6 +71,10 @@ class ServerConfig:
     max_connections: int = field(default=10000, metadata={
         "check": _between(1, 10_000_000),
         "doc": "open connections per worker; one more is answered 503 and closed"})
+    drain_s: float = field(default=30.0, metadata={
+        "check": _between(0, 3600),
+        "doc": "on SIGTERM, how long requests and streams in flight may finish before they "
+               "are cut"})
 
 
 @dataclass(frozen=True)
