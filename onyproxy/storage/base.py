@@ -27,10 +27,9 @@ Role = Literal["user", "admin"]
 ACCOUNT_STATUSES: tuple[str, ...] = ("active", "suspended", "deleted")
 ROLES: tuple[str, ...] = ("user", "admin")
 #: Fields of an account that :meth:`Store.update_account` may change (status has its own call).
-ACCOUNT_UPDATABLE: frozenset[str] = frozenset(
-    {"first_name", "last_name", "email", "phone", "company", "billing", "role", "budget_usd",
-     "regions"}
-)
+ACCOUNT_UPDATABLE: frozenset[str] = frozenset({
+    "first_name", "last_name", "email", "phone", "company", "billing", "role", "budget_usd",
+    "regions"})
 #: What :meth:`Store.usage_totals` can group by: ``day`` is the UTC date ``YYYY-MM-DD``.
 USAGE_DIMENSIONS: tuple[str, ...] = ("account", "key", "model", "provider", "day")
 
