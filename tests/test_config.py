@@ -51,7 +51,7 @@ def test_unknown_key_is_an_error_not_ignored():
     found = problems(GOOD + "server: {port: 8080, prot: 1}\n")
     assert found == ["gateway.yaml: server.prot: unknown key (known keys: host, port, workers, "
                      "max_body_mb, tls, behind_https_proxy, header_timeout_s, body_timeout_s, "
-                     "keepalive_timeout_s, max_connections)"]
+                     "keepalive_timeout_s, max_connections, drain_s)"]
 
 
 def test_wrong_type_says_what_was_expected():
