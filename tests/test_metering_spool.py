@@ -256,3 +256,11 @@ async def test_an_orphaned_folder_is_replayed_once_then_removed(tmp_path: Path) 
     finally:
         await writer.close()
         await store.close()
+
+
+def test_a_new_spool_folder_is_private(tmp_path):
+    from plugins.metering.plugin import _own_folder
+
+    root = tmp_path / "spool"
+    own = _own_folder(root)
+    assert (root.stat().st_mode & 0o777, own.path.stat().st_mode & 0o777) == (0o700, 0o700)

@@ -374,7 +374,9 @@ def _own_folder(root: Any) -> SpoolDir:
     # Made under a hidden name and locked before it gets its real one: another process's
     # orphan scan (which skips hidden names) must never see it unlocked and adopt it.
     hidden = root / f".{name}"
-    hidden.mkdir(parents=True, exist_ok=False)
+    # Usage records name accounts, keys and client addresses: private, like the database.
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    hidden.mkdir(mode=0o700)
     own = SpoolDir(hidden)
     if not own.lock():
         raise RuntimeError(f"cannot lock the new spool folder {hidden}")
